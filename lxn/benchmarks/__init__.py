@@ -1,0 +1,1 @@
+"""Benchmarks: jobs that measure and write figures (never timed tests)."""
