@@ -80,9 +80,10 @@ def load_config_file(path: Path) -> dict[str, Any]:
     return {key.replace("-", "_"): value for key, value in data.items()}
 
 
-def from_namespace(cls: type[C], namespace: argparse.Namespace) -> C:
-    """The typed config: dataclass defaults, then the config file, then the command line."""
-    values: dict[str, Any] = {}
+def from_namespace(cls: type[C], namespace: argparse.Namespace, defaults: dict[str, Any] | None = None) -> C:
+    """The typed config: dataclass defaults, then `defaults` (e.g. a job's demo profile), then
+    the config file, then the command line."""
+    values: dict[str, Any] = dict(defaults or {})
     config_path = getattr(namespace, "config", None)
     if config_path is not None:
         values.update(load_config_file(config_path))

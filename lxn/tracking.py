@@ -168,6 +168,21 @@ class RunTracker:
             run_id = client.create_run(experiment_id, run_name=run_name, tags={RUN_NAME_TAG: run_name}).info.run_id
         return cls(uri, run_id)
 
+    @staticmethod
+    def find_finished(experiment: str, run_name: str, uri: str | None = None):
+        """The newest FINISHED run with this run name, or None."""
+        client = _client(resolve_tracking_uri(uri))
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            return None
+        runs = client.search_runs(
+            [found.experiment_id],
+            filter_string=f"tags.`{RUN_NAME_TAG}` = '{run_name}' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        return runs[0] if runs else None
+
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 

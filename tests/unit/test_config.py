@@ -54,3 +54,15 @@ def test_to_dict_is_json_ready():
     assert json.loads(json.dumps(to_dict(Demo()))) == {
         "epochs": 150, "lr": 1e-3, "model": "a", "use_gpu": False, "data": None, "out": "out", "seeds": [0, 1],
     }
+
+
+def test_profile_defaults_sit_under_file_and_flags(tmp_path):
+    import argparse
+
+    from lxn.config import add_arguments, from_namespace
+
+    parser = add_arguments(argparse.ArgumentParser(), Demo)
+    profile = {"epochs": 2, "lr": 0.5}
+    assert from_namespace(Demo, parser.parse_args([]), defaults=profile).epochs == 2
+    assert from_namespace(Demo, parser.parse_args(["--epochs", "4"]), defaults=profile).epochs == 4
+    assert from_namespace(Demo, parser.parse_args(["--epochs", "4"]), defaults=profile).lr == 0.5

@@ -1,0 +1,1 @@
+"""Datasets: readers, synthetic data, deduplication, splitting and the prepare pipeline."""

@@ -1,0 +1,112 @@
+"""The prepared-dataset format: what `jobs/prepare.py` writes and `jobs/train.py` reads.
+
+    OUT/manifest.json            classes, counts per split and class, mean/std, dedup stats, ...
+    OUT/train/*.parquet          one row per kept image (columns: SCHEMA)
+    OUT/val/*.parquet
+    OUT/test/*.parquet
+    OUT/quarantine.json          files that could not be used, with the reason
+
+The manifest is written last, so a dataset without one is incomplete and is refused.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import pyarrow as pa
+
+__all__ = ["SPLITS", "SCHEMA", "FORMAT_VERSION", "Manifest", "DatasetError", "read_manifest", "split_uri"]
+
+SPLITS = ("train", "val", "test")
+FORMAT_VERSION = 1
+
+SCHEMA = pa.schema(
+    [
+        pa.field("image", pa.binary()),            # JPEG, re-encoded with a bounded longer side
+        pa.field("label", pa.int32()),             # index into manifest.classes
+        pa.field("class_name", pa.string()),
+        pa.field("split", pa.string()),
+        pa.field("source_uri", pa.string()),
+        pa.field("phash", pa.uint64()),            # 64-bit perceptual hash of the source image
+        pa.field("group", pa.int64()),             # duplicate group id (singletons have their own)
+        pa.field("width", pa.int32()),             # of the source image
+        pa.field("height", pa.int32()),
+    ]
+)
+
+
+class DatasetError(ValueError):
+    """A dataset is missing, incomplete or unusable; the message says what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    classes: list[str]
+    counts: dict[str, dict[str, int]]              # split -> class -> images
+    mean: list[float]
+    std: list[float]
+    source: str = ""
+    format: str = ""
+    seed: int = 0
+    duplicates: dict[str, Any] = dataclasses.field(default_factory=dict)
+    quarantined: int = 0
+    code_version: str = ""
+    created_at: str = ""
+    format_version: int = FORMAT_VERSION
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def split_size(self, split: str) -> int:
+        return sum(self.counts.get(split, {}).values())
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Manifest":
+        data = json.loads(text)
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def check_trainable(self) -> None:
+        """Refuse a dataset that cannot train a classifier, naming the problem."""
+        if self.num_classes < 2:
+            raise DatasetError(f"the dataset has {self.num_classes} class(es); a classifier needs at least 2")
+        empty = [c for c in self.classes if self.counts.get("train", {}).get(c, 0) == 0]
+        if empty:
+            raise DatasetError(
+                f"{len(empty)} class(es) have no training images: {', '.join(empty[:10])}"
+                f"{' ...' if len(empty) > 10 else ''}; add images or remove the class folders and prepare again"
+            )
+        for split in ("val", "test"):
+            if self.split_size(split) == 0:
+                raise DatasetError(f"the {split} split is empty; prepare the dataset with more images per class")
+
+
+def split_uri(root: str, split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return root.rstrip("/") + "/" + split
+
+
+def read_manifest(root: str) -> Manifest:
+    """The manifest of a prepared dataset, or a DatasetError saying why there is none."""
+    from lxn import storage
+
+    uri = root.rstrip("/") + "/manifest.json"
+    try:
+        text = storage.read_text(uri)
+    except FileNotFoundError:
+        raise DatasetError(
+            f"no prepared dataset at {root} (missing manifest.json); run "
+            f"`python jobs/prepare.py --source <images> --out {root}` first"
+        ) from None
+    manifest = Manifest.from_json(text)
+    if manifest.format_version != FORMAT_VERSION:
+        raise DatasetError(f"{uri} has format version {manifest.format_version}; this lxn reads {FORMAT_VERSION}")
+    return manifest

@@ -1,0 +1,1 @@
+"""Training: the plain loop (`loop.py`), its config, and the Ray Train wiring (`trainer.py`)."""
