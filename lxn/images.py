@@ -180,12 +180,14 @@ def decode_image(
         raise ImageDecodeError("empty", "the object has no bytes")
     if max_pixels < 1:
         raise ValueError(f"max_pixels must be positive, got {max_pixels}")
-    size = _as_size(target_size)  # argument errors are the caller's bug: raised as they are
+    # Argument errors are the caller's bug: raised as they are, before anything is caught.
+    size = _as_size(target_size)
+    accepted = _as_formats(formats)
     if max_bytes is not None and len(data) > max_bytes:
         raise ImageDecodeError("too_large", f"{len(data):,} bytes, above the limit of {max_bytes:,} bytes")
     data = bytes(data)
     try:
-        return _decode(data, max_pixels=max_pixels, target_size=size, formats=formats)
+        return _decode(data, max_pixels=max_pixels, target_size=size, formats=accepted)
     except (ImageDecodeError, *_FATAL):
         raise
     except Exception as exc:
@@ -197,16 +199,15 @@ def safe_decode(
 ) -> tuple[DecodedImage | None, str | None, str | None]:
     """`decode_image` for batch pipelines: (image, None, None) or (None, kind, reason).
 
-    Never raises for a bad image; the exceptions listed in the module docstring still propagate.
-    Keyword arguments go to `decode_image`.
+    Never raises for a bad image: `decode_image` already turns every failure of the bytes,
+    expected or not, into an `ImageDecodeError`. What still raises is not about the image: bad
+    keyword values (ValueError, TypeError: the caller's bug, which must not become a million
+    "corrupt" rows) and the process-level exceptions listed in the module docstring.
     """
     try:
         return decode_image(data, **kwargs), None, None
     except ImageDecodeError as exc:
         return None, exc.kind, exc.reason
-    except Exception as exc:  # a bug or a decoder surprise: still one bad row, not a dead job
-        error = classify_error(exc)
-        return None, error.kind, error.reason
 
 
 def classify_error(exc: BaseException) -> ImageDecodeError:
@@ -325,7 +326,7 @@ def _open_header(fp: io.BytesIO, formats: Sequence[str]) -> Image.Image | None:
     Image.init()  # registers every plugin once per process (a no-op afterwards), as Image.open does
     prefix = fp.read(16)
     for name in formats:
-        entry = Image.OPEN.get(name.upper())
+        entry = Image.OPEN.get(name)
         if entry is None:  # this Pillow build cannot read it (e.g. AVIF before Pillow 11.2)
             continue
         factory, accept = entry
@@ -376,6 +377,14 @@ def _orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
+def _as_formats(formats: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(formats, str) or not isinstance(formats, (tuple, list, set, frozenset)) or not formats:
+        raise ValueError(f"formats must be a non-empty collection of Pillow format names, got {formats!r}")
+    if not all(isinstance(name, str) for name in formats):
+        raise ValueError(f"formats must be Pillow format names (strings), got {formats!r}")
+    return tuple(name.upper() for name in formats)
+
+
 def _as_size(target_size: int | tuple[int, int] | None) -> tuple[int, int] | None:
     if target_size is None:
         return None
@@ -423,7 +432,7 @@ def _unidentified(data: bytes, formats: Sequence[str]) -> ImageDecodeError:
     """The error for bytes no allowed format accepted: say what they look like."""
     fmt = _signature(data)
     if fmt is not None:
-        if fmt not in {f.upper() for f in formats}:
+        if fmt not in formats:
             return ImageDecodeError("unsupported", f"a {fmt} image, and {fmt} is not among the accepted formats")
         if fmt not in Image.OPEN:
             return ImageDecodeError("unsupported", f"a {fmt} image, and this Pillow build cannot read {fmt}")
@@ -466,16 +475,20 @@ def _signature(data: bytes) -> str | None:
 
 
 def _ends_early(fmt: str, data: bytes) -> bool:
-    """Whether the container says the data stops before its end (False when it cannot tell)."""
+    """Whether the container says the data stops before its end (False when it cannot tell).
+    JPEG, GIF and PNG end with a marker (EOI, the trailer, IEND; zero padding after it is
+    tolerated); WebP and BMP declare their size up front."""
     if fmt == "JPEG":
         return not data.rstrip(b"\x00").endswith(b"\xff\xd9")
     if fmt == "PNG":
         return b"IEND" not in data[-32:]
     if fmt == "GIF":
         return not data.rstrip(b"\x00").endswith(b";")
-    if fmt == "WEBP":
+    if fmt == "WEBP":  # RIFF: the size of what follows the first 8 bytes
         return len(data) < 8 + int.from_bytes(data[4:8], "little")
-    return False
+    if fmt == "BMP":  # the file header starts with the file's size
+        return len(data) < int.from_bytes(data[2:6], "little")
+    return False  # TIFF and AVIF: no cheap tell
 
 
 def _as_text(head: bytes) -> str | None:
@@ -491,7 +504,8 @@ def _as_text(head: bytes) -> str | None:
         except UnicodeDecodeError as exc:
             # A character cut at the end of `head` is still UTF-8; anything else is read as Latin-1.
             text = head[: exc.start].decode("utf-8") if exc.start >= len(head) - 3 else head.decode("latin-1")
-    control = sum(1 for ch in text if ord(ch) < 32 and ch not in "\t\n\r\f")
+    # C0 and C1 control characters (bar whitespace) are what binary data looks like as Latin-1.
+    control = sum(1 for ch in text if (ord(ch) < 32 or 127 <= ord(ch) < 160) and ch not in "\t\n\r\f")
     return text if text.strip() and control <= len(text) // 100 else None
 
 

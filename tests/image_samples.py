@@ -188,8 +188,8 @@ def _build() -> dict[str, Sample]:
     la[:, :12] = (100, 255)
     ok("la_png", encode(Image.fromarray(la, "LA"), "PNG"), (24, 16), "logos/la.png", "PNG", "LA",
        "left half grey 100 opaque, right half transparent")
-    gray16 = np.array([[0, 257, 32768, 65535]] * 3, np.uint16)
-    ok("gray16_png", encode(Image.fromarray(gray16), "PNG"), (4, 3), "scans/depth16.png", "PNG", "I;16")
+    gray16 = np.array([[0, 257, 32768, 60000, 65535]] * 3, np.uint16)
+    ok("gray16_png", encode(Image.fromarray(gray16), "PNG"), (5, 3), "scans/depth16.png", "PNG", "I;16")
     rgb16 = np.array([[[65535, 32768, 0], [257 * 10, 257 * 200, 65535]]], ">u2")
     rows = b"".join(b"\x00" + row.tobytes() for row in rgb16)
     ok("rgb16_png", png_bytes(2, 1, 16, 2, rows), (2, 1), "scans/rgb16.png", "PNG", "RGB",

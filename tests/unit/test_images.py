@@ -65,6 +65,17 @@ def test_sample_decodes_to_expected_outcome(name):
     assert image.decoded_size == sample.expected_size
 
 
+@pytest.mark.parametrize("name, cut", [("rgb_jpeg", 20), ("rgb_png", 40), ("animated_gif", 40), ("webp", 12), ("bmp", 12)])
+def test_cut_inside_the_header_is_truncated(name, cut):
+    _, kind, reason = safe_decode(SAMPLES[name].data[:cut])
+    assert kind == "truncated", reason
+
+
+def test_binary_noise_is_not_text():
+    _, kind, reason = safe_decode(b"\x89\x90\x91binary\x85\x86")
+    assert kind == "not_an_image" and "no known image signature" in reason
+
+
 @pytest.mark.parametrize(
     "name, words",
     [
@@ -128,8 +139,8 @@ def test_broken_exif_does_not_cost_the_image():
 
 
 def test_16_bit_grey_is_scaled_not_clipped():
-    image = decode_image(SAMPLES["gray16_png"].data)  # 0, 257, 32768, 65535
-    assert image.pixels[0, :, 0].tolist() == [0, 1, 128, 255]
+    image = decode_image(SAMPLES["gray16_png"].data)  # 0, 257, 32768, 60000, 65535
+    assert image.pixels[0, :, 0].tolist() == [0, 1, 128, 233, 255]  # 60000 / 257 = 233.46
     assert (image.pixels == image.pixels[..., :1]).all()  # grey: R = G = B
 
 
@@ -394,6 +405,12 @@ def test_unexpected_decoder_failure_is_a_value(monkeypatch):
     monkeypatch.setattr(images, "_to_rgb", explode)
     image, kind, reason = safe_decode(SAMPLES["rgb_png"].data)
     assert (image, kind) == (None, "corrupt") and "ZeroDivisionError: a decoder bug" in reason
+
+
+@pytest.mark.parametrize("kwargs", [{"max_pixels": 0}, {"target_size": -3}, {"formats": None}, {"colour": "red"}])
+def test_caller_bugs_are_raised_not_reported_as_bad_images(kwargs):
+    with pytest.raises((ValueError, TypeError)):
+        safe_decode(SAMPLES["rgb_png"].data, **kwargs)
 
 
 def test_null_and_buffer_inputs():
