@@ -19,7 +19,7 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, features
 
 __all__ = [
     "Sample",
@@ -211,6 +211,10 @@ def _build() -> dict[str, Sample]:
     ok("webp", encode(photo, "WEBP", quality=90), (64, 48), "photos/quadrants.webp", "WEBP", "RGB")
     ok("bmp", encode(photo, "BMP"), (64, 48), "legacy/quadrants.bmp", "BMP", "RGB")
     ok("tiff", encode(photo, "TIFF", compression="tiff_lzw"), (64, 48), "archive/quadrants.tif", "TIFF", "RGB")
+    ok("mpo", encode(photo, "MPO", save_all=True, append_images=[photo]), (64, 48), "photos/stereo.jpg", "MPO",
+       "RGB", "multi-picture JPEG from a camera: 2 frames")
+    if features.check("avif"):  # Pillow >= 11.2 wheels read and write AVIF
+        ok("avif", encode(photo, "AVIF", quality=90), (64, 48), "photos/quadrants.avif", "AVIF", "RGB")
     # 12 M pixels, all zero: a 36 MB RGB array from a PNG of about 1.5 kB.
     large = Image.new("1", (4000, 3000))
     ok("large_png", encode(large, "PNG", optimize=True), (4000, 3000), "scans/large.png", "PNG", "1",

@@ -36,7 +36,9 @@ def quadrant_centres(pixels: np.ndarray) -> dict[str, np.ndarray]:
     """Pixel at the centre of each quadrant (far from JPEG's blurred borders)."""
     h, w = pixels.shape[:2]
     ys, xs = (h // 4, 3 * h // 4), (w // 4, 3 * w // 4)
-    return {"tl": pixels[ys[0], xs[0]], "tr": pixels[ys[0], xs[1]], "bl": pixels[ys[1], xs[0]], "br": pixels[ys[1], xs[1]]}
+    return {
+        "tl": pixels[ys[0], xs[0]], "tr": pixels[ys[0], xs[1]], "bl": pixels[ys[1], xs[0]], "br": pixels[ys[1], xs[1]]
+    }
 
 
 # ---- every kind of sample -------------------------------------------------------------------
@@ -65,7 +67,9 @@ def test_sample_decodes_to_expected_outcome(name):
     assert image.decoded_size == sample.expected_size
 
 
-@pytest.mark.parametrize("name, cut", [("rgb_jpeg", 20), ("rgb_png", 40), ("animated_gif", 40), ("webp", 12), ("bmp", 12)])
+@pytest.mark.parametrize(
+    "name, cut", [("rgb_jpeg", 20), ("rgb_png", 40), ("animated_gif", 40), ("webp", 12), ("bmp", 12)]
+)
 def test_cut_inside_the_header_is_truncated(name, cut):
     _, kind, reason = safe_decode(SAMPLES[name].data[:cut])
     assert kind == "truncated", reason
@@ -226,6 +230,11 @@ def test_animations_use_the_first_frame(name):
     assert (image.pixels == (255, 0, 0)).all()
 
 
+def test_mpo_is_a_jpeg_with_frames():
+    image = decode_image(SAMPLES["mpo"].data, target_size=16)
+    assert (image.format, image.frames, image.width, image.decoded_size) == ("MPO", 2, 64, (32, 24))
+
+
 # ---- caps -----------------------------------------------------------------------------------
 
 
@@ -360,7 +369,8 @@ def test_decoded_image_is_immutable():
 
 def test_error_pickles_and_rejects_unknown_kinds():
     error = pickle.loads(pickle.dumps(ImageDecodeError("truncated", "the data ends early")))
-    assert (error.kind, error.reason, str(error)) == ("truncated", "the data ends early", "truncated: the data ends early")
+    assert (error.kind, error.reason) == ("truncated", "the data ends early")
+    assert str(error) == "truncated: the data ends early"
     assert isinstance(error, ValueError)
     with pytest.raises(ValueError, match="unknown error kind"):
         ImageDecodeError("weird", "x")
@@ -407,7 +417,9 @@ def test_unexpected_decoder_failure_is_a_value(monkeypatch):
     assert (image, kind) == (None, "corrupt") and "ZeroDivisionError: a decoder bug" in reason
 
 
-@pytest.mark.parametrize("kwargs", [{"max_pixels": 0}, {"target_size": -3}, {"formats": None}, {"colour": "red"}])
+@pytest.mark.parametrize(
+    "kwargs", [{"max_pixels": 0}, {"target_size": -3}, {"formats": None}, {"formats": "JPEG"}, {"colour": "red"}]
+)
 def test_caller_bugs_are_raised_not_reported_as_bad_images(kwargs):
     with pytest.raises((ValueError, TypeError)):
         safe_decode(SAMPLES["rgb_png"].data, **kwargs)
