@@ -1,9 +1,9 @@
 """The prepared-dataset format: what `jobs/prepare.py` writes and `jobs/train.py` reads.
 
     OUT/manifest.json            classes, counts per split and class, mean/std, dedup stats, ...
-    OUT/train/*.parquet          one row per kept image (columns: SCHEMA)
-    OUT/val/*.parquet
-    OUT/test/*.parquet
+    OUT/split=train/*.parquet    one row per kept image (columns: SCHEMA; Hive-style partitions)
+    OUT/split=val/*.parquet
+    OUT/split=test/*.parquet
     OUT/quarantine.json          files that could not be used, with the reason
 
 The manifest is written last, so a dataset without one is incomplete and is refused.
@@ -91,7 +91,7 @@ class Manifest:
 def split_uri(root: str, split: str) -> str:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    return root.rstrip("/") + "/" + split
+    return root.rstrip("/") + f"/split={split}"
 
 
 def read_manifest(root: str) -> Manifest:

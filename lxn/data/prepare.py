@@ -1,0 +1,373 @@
+"""The prepare job: any dataset layout -> deduplicated, split, re-encoded Parquet shards.
+
+A streaming Ray Data pipeline in four stages, so neither the driver nor any worker ever holds
+the dataset (only small per-image columns reach the driver):
+
+1. list (driver, streaming): the reader's samples -> `_staging/listing/*.parquet` in chunks of
+   `listing_chunk` rows: row id, source URI, class name.
+2. load (Ray Data map, parallel): fetch, decode and validate every image; a bad file becomes a
+   row with status "error" and the reason (never a crash); good ones get a 64-bit perceptual
+   hash, per-channel pixel sums for mean/std, and a re-encoded JPEG with a bounded longer side
+   -> `_staging/loaded/*.parquet`.
+3. decide (driver, numpy on small columns): exact and near duplicates grouped by multi-index
+   hashing + union-find (no all-pairs pass), one representative kept per group, then a
+   group-aware, class-stratified split with the seed; mean/std of the train split.
+4. write (Ray Data map, parallel): the kept rows with their split -> `OUT/split=<name>/`, then
+   `quarantine.json` and, last, `manifest.json`.
+
+Re-running into the same output is safe: the old manifest is removed first (so a half-written
+output is never taken for a complete one), old shards and staging are cleared, and the result
+depends only on the input, the settings and the seed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+import logging
+import subprocess
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+import numpy as np
+import pyarrow as pa
+
+import lxn
+from lxn import storage
+from lxn.config import setting
+from lxn.data.prepared import SCHEMA, SPLITS, Manifest, split_uri
+
+__all__ = ["PrepareConfig", "run", "load_batch"]
+
+log = logging.getLogger(__name__)
+
+_LISTING_SCHEMA = pa.schema([("row_id", pa.int64()), ("source_uri", pa.string()), ("class_name", pa.string())])
+_LOADED_SCHEMA = pa.schema(
+    list(_LISTING_SCHEMA)
+    + [
+        ("image", pa.binary()),
+        ("status", pa.string()),
+        ("error_kind", pa.string()),
+        ("error", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("phash", pa.uint64()),
+        ("pixel_sum", pa.list_(pa.float64(), 3)),
+        ("pixel_sq_sum", pa.list_(pa.float64(), 3)),
+        ("pixel_count", pa.int64()),
+    ]
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareConfig:
+    source: list[str] = setting([], "dataset root(s): local paths or s3:// URIs (WebLogo-2M takes several part roots)")
+    format: Literal["imagefolder", "weblogo2m", "flickrlogos32", "belgalogos"] = setting("imagefolder", "dataset layout")
+    out: str = setting("lxn-local/prepared", "output: local path or s3:// URI")
+    seed: int = setting(0, "seed of the split")
+    near_duplicate_radius: int = setting(4, "perceptual-hash Hamming radius for near duplicates (0: exact only)")
+    label_conflicts: Literal["keep", "drop"] = setting("keep", "duplicate groups whose members disagree on the label: keep the representative, or drop the group")
+    fractions: list[float] = setting([0.8, 0.1, 0.1], "train/val/test fractions")
+    max_side: int = setting(320, "longer side of the stored re-encoded JPEG")
+    jpeg_quality: int = setting(90, "quality of the stored JPEG")
+    max_pixels: int = setting(80_000_000, "decompression-bomb cap: larger declared images are quarantined")
+    max_bytes: int = setting(50 * 2**20, "files larger than this are quarantined (too_large)")
+    listing_chunk: int = setting(100_000, "rows per listing file (bounds the driver's memory)")
+    batch_size: int = setting(64, "images per Ray Data batch")
+
+
+def _code_version() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"lxn {lxn.__version__}" + (f" ({commit})" if commit else "")
+
+
+# ---------------------------------------------------------------------------- stage 1: list
+
+
+def _write_listing(samples: Iterable[Any], staging: str, chunk: int) -> tuple[int, list[str]]:
+    """Stream samples into Parquet chunks; returns (rows, sorted class names)."""
+    import pyarrow.parquet as pq
+
+    classes: set[str] = set()
+    rows = 0
+    buffer: list[tuple[str, str]] = []
+
+    def flush(part: int) -> None:
+        table = pa.table(
+            {"row_id": pa.array(range(rows - len(buffer), rows), pa.int64()),
+             "source_uri": [b[0] for b in buffer], "class_name": [b[1] for b in buffer]},
+            schema=_LISTING_SCHEMA,
+        )
+        filesystem, path = storage.arrow_filesystem(storage.join(staging, "listing", f"part-{part:05d}.parquet"))
+        pq.write_table(table, path, filesystem=filesystem)
+        buffer.clear()
+
+    part = 0
+    for sample in samples:
+        buffer.append((sample.uri, sample.label))
+        classes.add(sample.label)
+        rows += 1
+        if len(buffer) >= chunk:
+            flush(part)
+            part += 1
+    if buffer:
+        flush(part)
+    return rows, sorted(classes)
+
+
+# ---------------------------------------------------------------------------- stage 2: load
+
+
+def load_batch(batch: dict[str, np.ndarray], config: PrepareConfig) -> pa.Table:
+    """Fetch, decode, validate, hash and re-encode each image of a listing batch.
+
+    Every input row yields one output row; failures are data (status "error", kind, reason).
+    """
+    from lxn.data.dedup import phash
+    from lxn.images import ImageDecodeError, decode_image, encode_jpeg
+
+    n = len(batch["row_id"])
+    out: dict[str, list] = {k: [] for k in ("image", "status", "error_kind", "error", "width", "height", "phash",
+                                            "pixel_sum", "pixel_sq_sum", "pixel_count")}
+    for uri in batch["source_uri"]:
+        try:
+            data = storage.read_bytes(uri)
+            decoded = decode_image(data, max_pixels=config.max_pixels, max_bytes=config.max_bytes,
+                                   target_size=config.max_side)
+            stored = encode_jpeg(decoded.pixels, max_side=config.max_side, quality=config.jpeg_quality)
+            small = decoded.pixels.astype(np.float64) / 255.0
+            out["image"].append(stored)
+            out["status"].append("ok")
+            out["error_kind"].append(None)
+            out["error"].append(None)
+            out["width"].append(decoded.width)
+            out["height"].append(decoded.height)
+            out["phash"].append(int(phash(decoded.pixels)))
+            out["pixel_sum"].append(small.sum(axis=(0, 1)).tolist())
+            out["pixel_sq_sum"].append((small**2).sum(axis=(0, 1)).tolist())
+            out["pixel_count"].append(int(small.shape[0] * small.shape[1]))
+        except ImageDecodeError as exc:
+            _error_row(out, exc.kind, exc.reason)
+        except FileNotFoundError as exc:
+            _error_row(out, "missing", str(exc))
+        except Exception as exc:  # noqa: BLE001 - one file never fails the job
+            _error_row(out, "unreadable", f"{type(exc).__name__}: {exc}")
+    assert len(out["status"]) == n
+    columns = {"row_id": batch["row_id"], "source_uri": batch["source_uri"], "class_name": batch["class_name"], **out}
+    return pa.table({name: pa.array(columns[name], type=_LOADED_SCHEMA.field(name).type) for name in _LOADED_SCHEMA.names},
+                    schema=_LOADED_SCHEMA)
+
+
+def _error_row(out: dict[str, list], kind: str, reason: str) -> None:
+    out["image"].append(None)
+    out["status"].append("error")
+    out["error_kind"].append(kind)
+    out["error"].append(reason)
+    for key in ("width", "height", "phash", "pixel_sum", "pixel_sq_sum", "pixel_count"):
+        out[key].append(None)
+
+
+# ---------------------------------------------------------------------------- stage 3: decide
+
+
+@dataclasses.dataclass
+class _Decision:
+    split_of_row: np.ndarray        # int8 per row id: 0/1/2 split, -1 not written
+    group_of_row: np.ndarray        # int64 per row id
+    manifest_parts: dict[str, Any]
+    quarantine: list[dict[str, Any]]
+
+
+def _decide(table: pa.Table, rows: int, classes: list[str], config: PrepareConfig) -> _Decision:
+    from lxn.data import dedup, split
+
+    row_id = table["row_id"].to_numpy()
+    ok = np.asarray(table["status"].to_pylist()) == "ok"
+    quarantine = [
+        {"source_uri": u, "kind": k, "reason": r}
+        for u, k, r, good in zip(table["source_uri"].to_pylist(), table["error_kind"].to_pylist(),
+                                 table["error"].to_pylist(), ok)
+        if not good
+    ]
+    class_index = {name: i for i, name in enumerate(classes)}
+    labels_all = np.array([class_index[c] for c in table["class_name"].to_pylist()], dtype=np.int64)
+
+    good_rows = row_id[ok]
+    labels = labels_all[ok]
+    hashes = table["phash"].filter(pa.array(ok)).to_numpy().astype(np.uint64)
+    groups = dedup.near_duplicate_groups(hashes, config.near_duplicate_radius)
+    exact_groups = dedup.near_duplicate_groups(hashes, 0)
+    keep = dedup.pick_representatives(groups)
+
+    # Groups whose members carry different labels (the same picture filed under two brands).
+    pairs = np.unique(np.stack([groups, labels], axis=1), axis=0)
+    group_ids, label_counts = np.unique(pairs[:, 0], return_counts=True)
+    conflicted = group_ids[label_counts > 1]
+    if config.label_conflicts == "drop" and len(conflicted):
+        keep &= ~np.isin(groups, conflicted)
+
+    codes = split.stratified_group_split(labels[keep], groups[keep], fractions=tuple(config.fractions), seed=config.seed)
+    leakage = split.leakage_report(groups[keep], codes)
+    split_of_row = np.full(rows, -1, dtype=np.int8)
+    split_of_row[good_rows[keep]] = codes
+    group_of_row = np.full(rows, -1, dtype=np.int64)
+    group_of_row[good_rows] = groups
+
+    train_rows = np.isin(row_id, good_rows[keep][codes == 0])
+    sums = np.array(table["pixel_sum"].filter(pa.array(train_rows)).to_pylist(), dtype=np.float64).reshape(-1, 3)
+    squares = np.array(table["pixel_sq_sum"].filter(pa.array(train_rows)).to_pylist(), dtype=np.float64).reshape(-1, 3)
+    count = float(np.sum(table["pixel_count"].filter(pa.array(train_rows)).to_numpy()))
+    mean = sums.sum(0) / max(count, 1.0)
+    std = np.sqrt(np.maximum(squares.sum(0) / max(count, 1.0) - mean**2, 1e-12))
+
+    counts = {
+        name: {cls: int(np.sum(labels[keep][codes == code] == k)) for k, cls in enumerate(classes)}
+        for code, name in enumerate(SPLITS)
+    }
+    duplicates = {
+        "radius": config.near_duplicate_radius,
+        "images_ok": int(ok.sum()),
+        "groups": int(len(np.unique(groups))),
+        "removed": int((~keep).sum()),
+        "exact_duplicates_removed": int(len(exact_groups) - len(np.unique(exact_groups))),
+        "near_duplicates_removed": int(len(np.unique(exact_groups)) - len(np.unique(groups))),
+        "label_conflict_groups": int(len(conflicted)),
+        "label_conflicts": config.label_conflicts,
+        "leakage": leakage,
+    }
+    return _Decision(
+        split_of_row,
+        group_of_row,
+        {"counts": counts, "mean": mean.tolist(), "std": std.tolist(), "duplicates": duplicates},
+        quarantine,
+    )
+
+
+# ---------------------------------------------------------------------------- stage 4: write
+
+
+class _Assign:
+    """Ray Data map stage: attach each kept row's split and group; drop the rest."""
+
+    def __init__(self, split_ref, group_ref) -> None:
+        import ray
+
+        self.split_of_row = ray.get(split_ref) if not isinstance(split_ref, np.ndarray) else split_ref
+        self.group_of_row = ray.get(group_ref) if not isinstance(group_ref, np.ndarray) else group_ref
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        row_id = table["row_id"].to_numpy()
+        codes = self.split_of_row[row_id]
+        kept = codes >= 0
+        table = table.filter(pa.array(kept))
+        row_id, codes = row_id[kept], codes[kept]
+        return pa.table(
+            {
+                "image": table["image"],
+                "label": pa.array(table["label"].to_numpy(), pa.int32()),
+                "class_name": table["class_name"],
+                "split": pa.array([SPLITS[c] for c in codes], pa.string()),
+                "source_uri": table["source_uri"],
+                "phash": table["phash"],
+                "group": pa.array(self.group_of_row[row_id], pa.int64()),
+                "width": table["width"],
+                "height": table["height"],
+            },
+            schema=SCHEMA,
+        )
+
+
+def _clear(out: str) -> None:
+    """Remove a previous run's manifest first, then its shards and staging."""
+    manifest = storage.join(out, "manifest.json")
+    if storage.exists(manifest):
+        storage.delete(manifest)
+    for name in [*(f"split={s}" for s in SPLITS), "_staging", "quarantine.json"]:
+        target = storage.join(out, name)
+        if name.endswith(".json"):
+            if storage.exists(target):
+                storage.delete(target)
+        else:
+            storage.delete_prefix(target)
+
+
+def run(config: PrepareConfig) -> Manifest:
+    """Prepare `config.source` into `config.out`; returns the manifest written last."""
+    import ray
+    import ray.data
+
+    from lxn.data.readers import iter_samples
+
+    if not config.source:
+        raise ValueError("prepare needs at least one --source")
+    if len(config.fractions) != 3 or abs(sum(config.fractions) - 1) > 1e-6:
+        raise ValueError(f"--fractions must be three numbers summing to 1, got {config.fractions}")
+    sources = [storage.normalize_uri(s) for s in config.source]
+    out = storage.normalize_uri(config.out)
+    staging = storage.join(out, "_staging")
+    _clear(out)
+
+    source = sources if config.format == "weblogo2m" else sources[0]
+    if config.format != "weblogo2m" and len(sources) > 1:
+        raise ValueError(f"--format {config.format} takes one --source, got {len(sources)}")
+    rows, classes = _write_listing(iter_samples(config.format, source), staging, config.listing_chunk)
+    if rows == 0:
+        raise ValueError(f"no images found under {', '.join(sources)} for --format {config.format}")
+    log.info("listed %d images in %d classes", rows, len(classes))
+
+    listing_fs, listing_path = storage.arrow_filesystem(storage.join(staging, "listing"))
+    loaded_fs, loaded_path = storage.arrow_filesystem(storage.join(staging, "loaded"))
+    (
+        ray.data.read_parquet(listing_path, filesystem=listing_fs)
+        .map_batches(load_batch, fn_kwargs={"config": config}, batch_format="pyarrow", batch_size=config.batch_size)
+        .write_parquet(loaded_path, filesystem=loaded_fs)
+    )
+
+    import pyarrow.dataset as pads
+
+    small = pads.dataset(loaded_path, filesystem=loaded_fs, format="parquet").to_table(
+        columns=["row_id", "source_uri", "class_name", "status", "error_kind", "error", "phash",
+                 "pixel_sum", "pixel_sq_sum", "pixel_count"]
+    ).sort_by("row_id")
+    decision = _decide(small, rows, classes, config)
+    del small
+
+    class_index = {name: i for i, name in enumerate(classes)}
+
+    def with_label(table: pa.Table) -> pa.Table:
+        labels = pa.array([class_index[c] for c in table["class_name"].to_pylist()], pa.int32())
+        return table.append_column("label", labels)
+
+    out_fs, out_path = storage.arrow_filesystem(out)
+    (
+        ray.data.read_parquet(loaded_path, filesystem=loaded_fs)
+        .filter(expr="status == 'ok'")
+        .map_batches(with_label, batch_format="pyarrow")
+        .map_batches(_Assign, fn_constructor_args=(ray.put(decision.split_of_row), ray.put(decision.group_of_row)),
+                     batch_format="pyarrow", batch_size=config.batch_size * 8, compute=ray.data.ActorPoolStrategy(min_size=1, max_size=2))
+        .write_parquet(out_path, filesystem=out_fs, partition_cols=["split"], min_rows_per_file=2000)
+    )
+
+    storage.write_text(storage.join(out, "quarantine.json"), json.dumps(decision.quarantine, indent=1))
+    kinds: dict[str, int] = {}
+    for item in decision.quarantine:
+        kinds[item["kind"]] = kinds.get(item["kind"], 0) + 1
+    manifest = Manifest(
+        classes=classes,
+        source=", ".join(sources),
+        format=config.format,
+        seed=config.seed,
+        quarantined=len(decision.quarantine),
+        code_version=_code_version(),
+        created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        extra={"quarantine_by_kind": kinds, "images_listed": rows, "max_side": config.max_side},
+        **decision.manifest_parts,
+    )
+    storage.delete_prefix(staging)
+    storage.write_text(storage.join(out, "manifest.json"), manifest.to_json())
+    return manifest
