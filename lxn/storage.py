@@ -117,7 +117,10 @@ def _check_bucket(bucket: str, uri: str) -> None:
     if not bucket:
         problem = "the bucket name is empty"
     elif not _BUCKET_RE.match(bucket):
-        problem = "bucket names are 3-63 characters of a-z, 0-9, '.' and '-', starting and ending with a letter or digit"
+        problem = (
+            "bucket names are 3-63 characters of a-z, 0-9, '.' and '-', "
+            "starting and ending with a letter or digit"
+        )
     elif ".." in bucket:
         problem = "bucket names cannot contain two adjacent periods"
     elif _IP_RE.match(bucket):
@@ -154,7 +157,8 @@ def _as_str(uri: str | os.PathLike[str]) -> str:
 def normalize_uri(uri: str | os.PathLike[str]) -> str:
     """The canonical form of `uri`: an absolute local path, or a validated `s3://bucket/key`.
 
-    Relative paths are made absolute against the current directory (symlinks are not resolved);
+    Relative paths are made absolute against the current directory (a leading `~` is expanded,
+    `..` collapsed, symlinks not resolved);
     `file:///abs/path` (percent-encoded, host empty or `localhost`) becomes `/abs/path`. An S3 URI
     keeps its key exactly, including a trailing `/`, since S3 keys are not paths.
     """
@@ -576,7 +580,9 @@ def read_bytes(uri: str | os.PathLike[str]) -> bytes:
             if attempt == STREAM_ATTEMPTS:
                 raise OSError(f"reading {target} failed {attempt} times while streaming: {error}") from error
             delay = STREAM_BACKOFF_S * 2 ** (attempt - 1) * (0.5 + random.random())
-            log.warning("reading %s broke mid-stream (%s); retry %d in %.2fs", target, type(error).__name__, attempt, delay)
+            log.warning(
+                "reading %s broke mid-stream (%s); retry %d in %.2fs", target, type(error).__name__, attempt, delay
+            )
             time.sleep(delay)
     raise AssertionError("unreachable")
 
@@ -587,7 +593,8 @@ def read_text(uri: str | os.PathLike[str]) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise ValueError(f"{normalize_uri(uri)} is not valid UTF-8 text ({error.reason} at byte {error.start})") from None
+        where = f"{error.reason} at byte {error.start}"
+        raise ValueError(f"{normalize_uri(uri)} is not valid UTF-8 text ({where})") from None
 
 
 _umask_value: int | None = None
@@ -695,11 +702,13 @@ def delete_prefix(uri: str | os.PathLike[str]) -> int:
     batch: list[dict[str, str]] = []
 
     def flush() -> None:
-        response = _s3_call(target, lambda: client.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True}))
+        request = {"Objects": batch, "Quiet": True}
+        response = _s3_call(target, lambda: client.delete_objects(Bucket=bucket, Delete=request))
         errors = response.get("Errors") or []
         if errors:
             first = errors[0]
-            raise OSError(f"could not delete {len(errors)} objects under {target}, e.g. {first.get('Key')}: {first.get('Code')}")
+            example = f"{first.get('Key')}: {first.get('Code')}"
+            raise OSError(f"could not delete {len(errors)} objects under {target}, e.g. {example}")
 
     for info in iter_objects(target):
         batch.append({"Key": split_s3(info.uri)[1]})
