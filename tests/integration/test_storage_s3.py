@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import pickle
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -190,3 +192,8 @@ def test_arrow_filesystem_parquet_round_trip(s3_bucket, s3_endpoint):
     assert [o.uri for o in storage.iter_objects(f"s3://{s3_bucket}/reports")] == [uri]
     assert pq.read_table(pa.BufferReader(storage.read_bytes(uri))).equals(table)
     assert pq.read_table(path, filesystem=fs).equals(table)
+    # Ray ships filesystems to workers by pickle: the pickle must work and carry no secret.
+    blob = pickle.dumps(fs)
+    assert os.environ["AWS_SECRET_ACCESS_KEY"].encode() not in blob
+    assert os.environ["AWS_ACCESS_KEY_ID"].encode() not in blob
+    assert pq.read_table(path, filesystem=pickle.loads(blob)).equals(table)
