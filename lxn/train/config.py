@@ -46,6 +46,7 @@ class TrainConfig:
     cpus_per_worker: int = setting(1, "CPUs reserved per training worker")
     amp: Literal["auto", "bf16", "fp16", "off"] = setting("auto", "mixed precision on GPU (auto: bf16 where supported, else fp16)")
     shuffle_buffer: int = setting(2000, "rows in each worker's local shuffle buffer")
+    cache_mb: int = setting(1024, "a split whose decoded images fit in this many MB is decoded once and kept in Ray's object store; larger ones stream every epoch")
     run_name: str | None = setting(None, "Ray Train / MLflow run name; the same name resumes (default: derived from the config)")
     storage: str = setting(DEFAULT_STORAGE, "where checkpoints go (local path or s3:// URI)")
     experiment: str = setting("lxn", "MLflow experiment")
@@ -75,7 +76,7 @@ class TrainConfig:
 
 # Settings that do not change what is trained (so they do not change the derived run name).
 _NOT_SHAPING = {"run_name", "storage", "tracking_uri", "experiment", "registered_model", "alias",
-                "max_failures", "num_workers", "use_gpu", "cpus_per_worker", "demo_dir"}
+                "max_failures", "num_workers", "use_gpu", "cpus_per_worker", "demo_dir", "cache_mb"}
 
 # The embedded demo: a small, quick configuration for a CPU (flags still override each one).
 DEMO_DEFAULTS = {

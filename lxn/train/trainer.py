@@ -1,0 +1,377 @@
+"""Ray Train wiring: datasets in, DDP workers, checkpoints every epoch, resume, registration.
+
+    driver:  preflight (dataset, MLflow, storage) -> MLflow run -> TorchTrainer.fit() ->
+             register the best weights as an MLflow model with the `challenger` alias
+    workers: per epoch, train on their shard of the streamed train split, validate, report a
+             checkpoint (rank 0 writes it and logs to MLflow); at the end, test the best weights
+
+The loop body is `lxn.train.loop`; this module only adds what distribution needs. A worker
+failure restarts the workers from the last checkpoint (FailureConfig); a new driver with the
+same run name and storage finds the same checkpoints (Ray Train V2 restores a run by
+`RunConfig(name, storage_path)`), so no finished epoch is trained twice.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import io
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lxn import storage
+from lxn.config import to_dict
+from lxn.data.prepared import Manifest, read_manifest, split_uri
+from lxn.metrics import classification_report
+from lxn.models import create_model
+from lxn.presets import Preprocess, Preset
+from lxn.train.config import TrainConfig
+from lxn.train.loop import autocast_dtype, evaluate, train_one_epoch
+from lxn.tracking import ModelRef, RunTracker, check_tracking, log_model, resolve_tracking_uri
+
+__all__ = ["TrainResult", "run", "preset_for", "model_config_for", "decode_batch"]
+
+log = logging.getLogger(__name__)
+
+STATE_FILE = "state.pt"          # model, optimizer, scheduler, scaler, epoch, best, history
+BEST_FILE = "best_model.pt"      # the best weights so far (what gets registered)
+INFO_FILE = "train_state.json"   # config, class names, preset, epoch, test report: human-readable
+
+
+@dataclasses.dataclass
+class TrainResult:
+    run_name: str
+    run_id: str
+    model: ModelRef | None
+    test_report: dict[str, Any]
+    best_epoch: int
+    checkpoint_path: str
+    already_finished: bool = False
+
+
+def preset_for(config: TrainConfig, manifest: Manifest) -> Preset:
+    return Preset(
+        image_size=config.image_size,
+        mean=tuple(manifest.mean),
+        std=tuple(manifest.std),
+        denoise_sigma=config.denoise_sigma,
+        rotation_degrees=config.rotation_degrees,
+        rotation_p=config.augment_p,
+        hflip_p=config.augment_p if config.hflip else 0.0,
+        brightness=config.brightness,
+        brightness_p=config.augment_p,
+    )
+
+
+def model_config_for(config: TrainConfig, num_classes: int) -> dict[str, Any]:
+    return {"name": config.model, "num_classes": num_classes, "width_mult": config.width_mult}
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def decode_batch(batch: dict[str, np.ndarray], preset: Preset) -> dict[str, np.ndarray]:
+    """Ray Data map stage: stored JPEG bytes -> uint8 arrays at the preset size (on CPU).
+
+    The bytes were validated and re-encoded by the prepare job, so plain PIL is enough here.
+    """
+    from PIL import Image
+
+    size = preset.image_size
+    images = np.empty((len(batch["image"]), size, size, 3), dtype=np.uint8)
+    for i, data in enumerate(batch["image"]):
+        with Image.open(io.BytesIO(data)) as image:
+            image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when it is enough
+            images[i] = preset.resize(np.asarray(image.convert("RGB")))
+    return {"image": images, "label": batch["label"].astype(np.int64)}
+
+
+def _datasets(root: str, manifest: Manifest, preset: Preset, config: TrainConfig) -> dict:
+    """Streaming datasets of decoded uint8 images per split.
+
+    Decoding runs in Ray Data's CPU tasks, next to (not inside) the training workers. A split
+    small enough to fit `cache_mb` once decoded is materialised in the object store, so later
+    epochs skip the read and decode; a large one (WebLogo-2M) streams every epoch.
+    """
+    import ray.data
+
+    datasets = {}
+    for split in ("train", "val", "test"):
+        filesystem, path = storage.arrow_filesystem(split_uri(root, split))
+        ds = ray.data.read_parquet(path, filesystem=filesystem, columns=["image", "label"])
+        if split == "train":
+            ds = ds.randomize_block_order(seed=config.seed)
+        ds = ds.map_batches(decode_batch, fn_kwargs={"preset": preset}, batch_format="numpy", batch_size=64)
+        decoded_mb = manifest.split_size(split) * preset.image_size**2 * 3 / 2**20
+        datasets[split] = ds.materialize() if decoded_mb <= config.cache_mb else ds
+    return datasets
+
+
+# ---------------------------------------------------------------------------- worker
+
+
+def _all_reduce(values: list[float], device: torch.device, op: str = "sum") -> list[float]:
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.SUM if op == "sum" else torch.distributed.ReduceOp.MAX)
+    return tensor.tolist()
+
+
+def _gather_scores(scores: np.ndarray, labels: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray] | None:
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return scores, labels
+    parts: list[Any] = [None] * torch.distributed.get_world_size() if rank == 0 else None
+    torch.distributed.gather_object((scores.astype(np.float32), labels), parts, dst=0)
+    if rank != 0:
+        return None
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _save(obj: Any, path: Path) -> None:
+    torch.save(obj, path)
+
+
+def _load(path: Path) -> Any:
+    return torch.load(path, map_location="cpu", weights_only=True)  # tensors and plain data only
+
+
+def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
+    import ray.train
+    import ray.train.torch
+
+    config = TrainConfig(**loop_config["config"])
+    preset = Preset.from_dict(loop_config["preset"])
+    class_names: list[str] = loop_config["class_names"]
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    device = ray.train.torch.get_device()
+    torch.manual_seed(config.seed)  # identical initial weights everywhere (DDP also broadcasts)
+
+    raw = create_model(config.model, num_classes=len(class_names), width_mult=config.width_mult,
+                       backbone_weights=config.backbone_weights)
+    raw = raw.to(memory_format=torch.channels_last)
+    model = ray.train.torch.prepare_model(raw)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step_epochs, gamma=config.lr_gamma)
+    amp_dtype = autocast_dtype(config.amp, device)
+    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    preprocess = Preprocess(preset).to(device)
+
+    state: dict[str, Any] = {"epoch": -1, "best_val_acc": -1.0, "best_epoch": -1, "history": []}
+    best_weights = None
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as directory:
+            saved = _load(Path(directory) / STATE_FILE)
+            best_weights = _load(Path(directory) / BEST_FILE)
+        raw.load_state_dict(saved.pop("model"))
+        optimizer.load_state_dict(saved.pop("optimizer"))
+        scheduler.load_state_dict(saved.pop("scheduler"))
+        if scaler is not None and saved.get("scaler"):
+            scaler.load_state_dict(saved["scaler"])
+        saved.pop("scaler", None)
+        state = saved
+        log.info("rank %d resumed after epoch %d", rank, state["epoch"])
+
+    tracker = RunTracker(loop_config["tracking_uri"], loop_config["run_id"]) if rank == 0 else None
+    per_worker_batch = config.batch_size // world
+
+    def shard(name: str, epoch: int, train: bool):
+        return ray.train.get_dataset_shard(name).iter_torch_batches(
+            batch_size=per_worker_batch,
+            local_shuffle_buffer_size=config.shuffle_buffer if train else None,
+            local_shuffle_seed=config.seed * 1000 + epoch if train else None,
+            drop_last=train,  # a last batch of one image would break BatchNorm
+        )
+
+    for epoch in range(state["epoch"] + 1, config.epochs):
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch * 1009 + rank)
+        lr = optimizer.param_groups[0]["lr"]
+        fit = train_one_epoch(model, shard("train", epoch, True), optimizer=optimizer, preprocess=preprocess,
+                              preset=preset, generator=generator, device=device, amp_dtype=amp_dtype,
+                              scaler=scaler, label_smoothing=config.label_smoothing)
+        val = evaluate(model, shard("val", epoch, False), preprocess=preprocess, device=device, amp_dtype=amp_dtype)
+        scheduler.step()
+        sums = _all_reduce([fit.loss_sum, fit.correct, fit.count, val.loss_sum, val.correct, val.count], device)
+        slowest = _all_reduce([fit.seconds], device, op="max")[0]
+        metrics = {
+            "epoch": epoch,
+            "train_loss": sums[0] / max(1, sums[2]),
+            "train_acc": sums[1] / max(1, sums[2]),
+            "val_loss": sums[3] / max(1, sums[5]),
+            "val_acc": sums[4] / max(1, sums[5]),
+            "lr": lr,
+            "images_per_s": sums[2] / slowest if slowest else 0.0,
+        }
+        if metrics["val_acc"] > state["best_val_acc"]:
+            state.update(best_val_acc=metrics["val_acc"], best_epoch=epoch)
+            best_weights = copy.deepcopy({k: v.detach().cpu() for k, v in raw.state_dict().items()})
+        state["epoch"] = epoch
+        state["history"].append(metrics)
+        if tracker is not None:
+            tracker.log_metrics(metrics, step=epoch)
+        _report(metrics, rank, raw, optimizer, scheduler, scaler, state, best_weights, loop_config)
+
+    # Test the best weights once; every rank scores its shard, rank 0 computes the metrics.
+    raw.load_state_dict(best_weights)
+    test = evaluate(model, shard("test", config.epochs, False), preprocess=preprocess, device=device,
+                    amp_dtype=amp_dtype, collect_scores=True)
+    gathered = _gather_scores(test.scores, test.labels, rank)
+    report = None
+    if rank == 0:
+        report = classification_report(gathered[1], gathered[0], class_names)
+        _log_test_report(tracker, report, state, class_names)
+    final = {"epoch": config.epochs, "final": 1, **({"test_top1": report["top1"]} if report else {})}
+    _report(final, rank, raw, optimizer, scheduler, scaler, state, best_weights, loop_config, test_report=report)
+
+
+def _report(metrics, rank, raw, optimizer, scheduler, scaler, state, best_weights, loop_config, test_report=None):
+    """Every rank reports (it is a barrier); rank 0 attaches the checkpoint."""
+    import ray.train
+
+    if rank != 0:
+        ray.train.report(metrics, checkpoint=None)
+        return
+    with tempfile.TemporaryDirectory(prefix="lxn-ckpt-") as directory:
+        path = Path(directory)
+        _save({"model": raw.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+               "scaler": scaler.state_dict() if scaler is not None else None, **state}, path / STATE_FILE)
+        _save(best_weights, path / BEST_FILE)
+        info = {
+            "config": loop_config["config"],
+            "class_names": loop_config["class_names"],
+            "preset": loop_config["preset"],
+            "epoch": state["epoch"],
+            "best_epoch": state["best_epoch"],
+            "best_val_acc": state["best_val_acc"],
+            "test_report": test_report,
+        }
+        (path / INFO_FILE).write_text(json.dumps(info, indent=2))
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
+
+
+def _log_test_report(tracker: RunTracker, report: dict[str, Any], state: dict[str, Any], class_names: list[str]) -> None:
+    from lxn.train import plots
+
+    tracker.log_metrics({f"test_{k}": report[k] for k in
+                         ("top1", "precision_macro", "recall_macro", "f1_macro", "auc_macro_ovr")}, step=state["epoch"])
+    tracker.log_dict({k: report[k] for k in ("per_class_accuracy", "per_class_auc")}, "test/per_class.json")
+    tracker.log_dict(report["confusion_pairs"], "test/confusion_pairs.json")
+    tracker.log_dict({"classes": class_names, "matrix": report["confusion_matrix"]}, "test/confusion_matrix.json")
+    from matplotlib import pyplot as plt
+
+    for name, figure in plots.all_figures(state["history"], report, class_names).items():
+        tracker.log_figure(figure, f"plots/{name}.png")
+        plt.close(figure)
+
+
+# ---------------------------------------------------------------------------- driver
+
+
+def _absolute(uri: str) -> str:
+    return uri if storage.is_s3(uri) else storage.normalize_uri(uri)
+
+
+def _absolute_tracking_uri(uri: str) -> str:
+    """Workers run in other directories: a relative sqlite path must become absolute."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        return prefix + str(Path(uri[len(prefix):]).resolve())
+    return uri
+
+
+def _check_writable(root: str) -> None:
+    """Fail before training if checkpoints could not be written (wrong bucket, no credentials)."""
+    probe = root.rstrip("/") + "/.lxn-write-probe"
+    try:
+        storage.write_bytes(probe, b"ok")
+        storage.delete(probe)
+    except Exception as exc:  # noqa: BLE001 - any failure means "cannot checkpoint there"
+        raise OSError(f"cannot write checkpoints to {root}: {exc}") from None
+
+
+def run(config: TrainConfig) -> TrainResult:
+    """Train, test and register; returns what was registered. Safe to re-run: it resumes."""
+    import ray
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    if config.data is None:
+        raise ValueError("TrainConfig.data is required here; jobs/train.py prepares the demo dataset when it is omitted")
+    data = _absolute(config.data)
+    manifest = read_manifest(data)
+    manifest.check_trainable()
+    tracking_uri = check_tracking(_absolute_tracking_uri(resolve_tracking_uri(config.tracking_uri)))
+    checkpoint_root = _absolute(config.storage)
+    _check_writable(checkpoint_root)
+
+    run_name = config.resolved_run_name
+    done = RunTracker.find_finished(config.experiment, run_name, tracking_uri)
+    if done is not None:
+        version = done.data.tags.get("lxn.registered_version")
+        log.info("run %s already finished (MLflow run %s); use another --run-name to train again", run_name, done.info.run_id)
+        return TrainResult(
+            run_name, done.info.run_id, ModelRef(config.registered_model, version) if version else None,
+            {k[len("test_"):]: v for k, v in done.data.metrics.items() if k.startswith("test_")},
+            best_epoch=-1, checkpoint_path="", already_finished=True,
+        )
+
+    preset = preset_for(config, manifest)
+    tracker = RunTracker.start(config.experiment, run_name, tracking_uri)
+    try:
+        tracker.set_tags({"lxn.dataset": data, "lxn.model": config.model})
+        tracker.log_params({**to_dict(config), "data": data, "num_classes": manifest.num_classes,
+                            "train_images": manifest.split_size("train"), "run_name": run_name})
+        tracker.log_dict(json.loads(manifest.to_json()), "dataset/manifest.json")
+        loop_config = {
+            "config": to_dict(config) | {"data": data, "storage": checkpoint_root, "run_name": run_name},
+            "preset": preset.to_dict(),
+            "class_names": manifest.classes,
+            "tracking_uri": tracking_uri,
+            "run_id": tracker.run_id,
+        }
+        filesystem, storage_path = storage.arrow_filesystem(checkpoint_root)
+        trainer = TorchTrainer(
+            train_loop_per_worker,
+            train_loop_config=loop_config,
+            scaling_config=ray.train.ScalingConfig(
+                num_workers=config.num_workers, use_gpu=config.use_gpu,
+                resources_per_worker={"CPU": config.cpus_per_worker, **({"GPU": 1} if config.use_gpu else {})},
+            ),
+            run_config=ray.train.RunConfig(
+                name=run_name,
+                storage_path=storage_path,
+                storage_filesystem=filesystem,
+                failure_config=ray.train.FailureConfig(max_failures=config.max_failures),
+                checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            ),
+            datasets=_datasets(data, manifest, preset, config),
+        )
+        result = trainer.fit()
+        with result.checkpoint.as_directory() as directory:
+            info = json.loads((Path(directory) / INFO_FILE).read_text())
+            best = _load(Path(directory) / BEST_FILE)
+        model = create_model(config.model, num_classes=manifest.num_classes, width_mult=config.width_mult)
+        model.load_state_dict(best)
+        report = info["test_report"]
+        ref = log_model(
+            tracker, model.eval(), preset=preset, class_names=manifest.classes,
+            model_config=model_config_for(config, manifest.num_classes),
+            registered_model=config.registered_model, alias=config.alias,
+            tags={"test_top1": report["top1"], "test_f1_macro": report["f1_macro"],
+                  "dataset": data, "run_name": run_name},
+        )
+        tracker.set_tags({"lxn.registered_version": ref.version if ref else ""})
+        tracker.finish("FINISHED")
+    except BaseException:
+        tracker.finish("FAILED")
+        raise
+    return TrainResult(run_name, tracker.run_id, ref, report, info["best_epoch"], result.checkpoint.path)
