@@ -1,0 +1,1 @@
+"""Datasets: readers, synthetic data, duplicate control, splits and the prepare pipeline."""
