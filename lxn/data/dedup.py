@@ -10,6 +10,7 @@ of that step: arrays in, arrays out, no Ray and no I/O. The prepare job hashes i
     groups = groups_from_pairs(n, embedding_pairs, groups=found.groups)  # optional extra pass
     keep = pick_representatives(groups, sizes=pixels, labels=labels)
     manifest["duplicates"] = duplicate_stats(groups, hashes=hashes, labels=labels, keep=keep)
+    manifest["duplicate_search"] = found.info
 
 The hash. `phash` is the DCT hash: luma, resampled to 32 x 32 with a Lanczos filter, the 8 x 8
 lowest DCT-II frequencies, each of the 63 AC coefficients compared with their median (bit 63,
@@ -273,11 +274,12 @@ class DisjointSet:
 
     `union(a, b)` works in rounds: find both roots of every pair (after full path compression,
     every item points at its root), then hook each larger root under the smallest root it is
-    paired with (`np.minimum.at`, deterministic). Each round at least halves the roots still to
-    merge, so a batch of pairs takes O(log n) rounds of O(n + pairs) vectorised work. Union by
-    rank/size is moot here: compression flattens every tree to depth one before each round, and
-    hooking by the smaller index makes a set's root its smallest member, which is the group id
-    the rest of this module uses.
+    paired with (`np.minimum.at`, deterministic), and repeat until no pair spans two sets. Each
+    round costs O(n + pairs) vectorised work; rounds grow about like log n (measured: 11 for a
+    randomly numbered path of 100k items, 5 for a random graph of 1M items and 1M pairs, 1 for a
+    star). Union by rank/size is moot here: compression flattens every tree to depth one before
+    each round, and hooking by the smaller index makes a set's root its smallest member, which
+    is the group id the rest of this module uses.
     """
 
     def __init__(self, n: int):
@@ -508,10 +510,10 @@ class _Linker:
 
 
 def _search_block(
-    uniq: np.ndarray, lo: int, bits: int, radius: int, probe_radius: int, cap: int, stats: _Linker
+    uniq: np.ndarray, lo: int, bits: int, radius: int, probe_radius: int, cap: int, linker: _Linker
 ) -> None:
     """Find the close pairs of distinct hashes (indices into `uniq`) through the block of `bits`
-    bits starting at bit `lo`, and hand them to `stats`."""
+    bits starting at bit `lo`, and hand them to `linker`."""
     rest_bits = 64 - bits
     one = np.uint64(1)
     value = (uniq >> np.uint64(lo)) & ((one << np.uint64(bits)) - one)
@@ -528,18 +530,18 @@ def _search_block(
     shash = uniq[order]
 
     def verify(p: np.ndarray, q: np.ndarray) -> None:
-        stats.candidates += p.size
+        linker.candidates += p.size
         close = np.bitwise_count(shash[p] ^ shash[q]) <= radius
         if close.any():
-            stats.add(order[p[close]], order[q[close]])
+            linker.add(order[p[close]], order[q[close]])
 
     # Exact match on the block: pairs inside a bucket (window-capped).
     for p, q in _run_pairs(sval, cap):
         verify(p, q)
     starts_idx = np.flatnonzero(np.concatenate(([True], sval[1:] != sval[:-1])))
     lengths = np.diff(np.append(starts_idx, sval.size))
-    stats.skipped += _window_skipped(lengths, cap)
-    stats.oversized_buckets += int((lengths > cap).sum())
+    linker.skipped += _window_skipped(lengths, cap)
+    linker.oversized_buckets += int((lengths > cap).sum())
 
     if probe_radius:
         counts = np.bincount(sval, minlength=1 << bits).astype(small)
@@ -560,10 +562,9 @@ def _search_block(
                 start = first[t]
                 big = c > cap
                 if big.any():  # oversized bucket: compare with the `cap` members nearest in order
-                    stats.skipped += int((c[big] - cap).sum())
+                    linker.skipped += int((c[big] - cap).sum())
                     qkey = (t[big].astype(np.uint64) << np.uint64(rest_bits)) | (skey[q[big]] & rest_mask)
                     centre = np.searchsorted(skey, qkey)
-                    start = start.copy()
                     start[big] = np.clip(centre - cap // 2, start[big], start[big] + c[big] - cap)
                     c = np.minimum(c, cap)
                 for p, j in _expand(q, start, c):
@@ -623,18 +624,18 @@ def find_hash_duplicates(
             f"num_blocks={num_blocks} at radius {radius} probes {max(sizes)}-bit blocks, whose bucket "
             f"table would need 2^{max(sizes)} entries; use num_blocks=None (automatic) or one of {valid}"
         )
-    stats = _Linker(m)
+    linker = _Linker(m)
     if radius and m > 1:
         lo = 0
         for bits in sizes:
-            _search_block(uniq, lo, bits, radius, probe_radius, int(max_bucket_size), stats)
-            stats.flush()
+            _search_block(uniq, lo, bits, radius, probe_radius, int(max_bucket_size), linker)
+            linker.flush()
             lo += bits
-    root = stats.root
+    root = linker.root
     smallest = np.full(m, n, dtype=np.int64)
     np.minimum.at(smallest, root, first)
     groups = smallest[root][inverse]
-    links = _unique_pairs(first[np.concatenate(stats.links)], n) if stats.links else np.empty((0, 2), np.int64)
+    links = _unique_pairs(first[np.concatenate(linker.links)], n) if linker.links else np.empty((0, 2), np.int64)
     info = {
         "radius": radius,
         "items": int(n),
@@ -645,10 +646,10 @@ def find_hash_duplicates(
         "num_blocks": int(num_blocks),
         "block_bits": sizes,
         "probe_radius": int(probe_radius),
-        "candidates_checked": int(stats.candidates),
+        "candidates_checked": int(linker.candidates),
         "max_bucket_size": int(max_bucket_size),
-        "oversized_buckets": int(stats.oversized_buckets),
-        "skipped_comparisons": int(stats.skipped),
+        "oversized_buckets": int(linker.oversized_buckets),
+        "skipped_comparisons": int(linker.skipped),
     }
     return HashDuplicates(groups=groups.astype(np.int64), links=links, info=info)
 
@@ -716,7 +717,13 @@ def embedding_duplicate_pairs(
         with probability `lsh_recall(c, bits, tables)`: 0.998 at 0.985 with the defaults, so a
         few true pairs may be missed, never a false one added. Buckets above `max_bucket_size`
         are compared through a window of that many neighbours, as for hashes.
+
+    Measured on one core: "lsh" on 200k x 512 isotropic embeddings 13 s (the projections
+    dominate; linear in N, but anisotropic real embeddings fill buckets more); "exact" on
+    20k x 512 4 s (quadratic: ~7 min at 200k).
     """
+    if method not in ("lsh", "exact"):
+        raise ValueError(f"unknown method {method!r}; choose 'lsh' or 'exact'")
     if not -1.0 <= threshold <= 1.0:
         raise ValueError(f"threshold is a cosine and must lie in [-1, 1], got {threshold}")
     if block_size < 1 or bits_per_table < 1 or bits_per_table > 62 or num_tables < 1 or max_bucket_size < 1:
@@ -733,7 +740,7 @@ def embedding_duplicate_pairs(
                     sim = np.triu(sim, k=1) + np.tril(np.full_like(sim, -np.inf))
                 i, j = np.nonzero(sim >= threshold)
                 found.append(np.stack((i + i0, j + j0), axis=1))
-    elif method == "lsh":
+    else:
         rng = np.random.default_rng(seed)
         weights = np.left_shift(np.int64(1), np.arange(bits_per_table, dtype=np.int64))
         for _ in range(num_tables):
@@ -749,8 +756,6 @@ def embedding_duplicate_pairs(
                     close = np.einsum("ij,ij->i", e[aa], e[bb]) >= threshold
                     if close.any():
                         found.append(np.stack((aa[close], bb[close]), axis=1))
-    else:
-        raise ValueError(f"unknown method {method!r}; choose 'lsh' or 'exact'")
     return _unique_pairs(np.concatenate(found), n) if found else np.empty((0, 2), dtype=np.int64)
 
 
