@@ -24,8 +24,9 @@ Guarantees of `stratified_group_split`:
       10       -> 8 / 1 / 1
 
   Every one of these is still floor or ceil of the ideal share.
-* Vectorised: 2M singletons split in about a second. Multi-member groups are placed one by one
-  in Python (O(groups)); there are none after de-duplication.
+* Vectorised: 2M singletons in 194 classes split in ~1.5 s on one core. Multi-member groups are
+  placed one by one in Python (2.2M items in 730k groups of three: ~4 s); after de-duplication
+  there are none.
 
 A group whose members carry different labels is stratified under its most frequent label (ties:
 the smallest); `lxn.data.dedup.pick_representatives` removes such groups by default.
