@@ -53,8 +53,8 @@ _LOADED_SCHEMA = pa.schema(
         ("width", pa.int32()),
         ("height", pa.int32()),
         ("phash", pa.uint64()),
-        ("pixel_sum", pa.list_(pa.float64(), 3)),
-        ("pixel_sq_sum", pa.list_(pa.float64(), 3)),
+        ("pixel_sum", pa.list_(pa.float64())),
+        ("pixel_sq_sum", pa.list_(pa.float64())),
         ("pixel_count", pa.int64()),
     ]
 )
@@ -66,8 +66,8 @@ class PrepareConfig:
     format: Literal["imagefolder", "weblogo2m", "flickrlogos32", "belgalogos"] = setting("imagefolder", "dataset layout")
     out: str = setting("lxn-local/prepared", "output: local path or s3:// URI")
     seed: int = setting(0, "seed of the split")
-    near_duplicate_radius: int = setting(4, "perceptual-hash Hamming radius for near duplicates (0: exact only)")
-    label_conflicts: Literal["keep", "drop"] = setting("keep", "duplicate groups whose members disagree on the label: keep the representative, or drop the group")
+    near_duplicate_radius: int = setting(8, "perceptual-hash Hamming radius for near duplicates (0: exact only); 8 keeps every resized/re-encoded copy measured, with a 4-bit margin to the closest distinct images")
+    label_conflicts: Literal["drop", "majority", "keep"] = setting("drop", "duplicate groups whose members disagree on the label: drop the group, keep the majority label, or keep the representative's")
     fractions: list[float] = setting([0.8, 0.1, 0.1], "train/val/test fractions")
     max_side: int = setting(320, "longer side of the stored re-encoded JPEG")
     jpeg_quality: int = setting(90, "quality of the stored JPEG")
@@ -104,6 +104,7 @@ def _write_listing(samples: Iterable[Any], staging: str, chunk: int) -> tuple[in
             schema=_LISTING_SCHEMA,
         )
         filesystem, path = storage.arrow_filesystem(storage.join(staging, "listing", f"part-{part:05d}.parquet"))
+        filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
         pq.write_table(table, path, filesystem=filesystem)
         buffer.clear()
 
@@ -123,18 +124,20 @@ def _write_listing(samples: Iterable[Any], staging: str, chunk: int) -> tuple[in
 # ---------------------------------------------------------------------------- stage 2: load
 
 
-def load_batch(batch: dict[str, np.ndarray], config: PrepareConfig) -> pa.Table:
+def load_batch(batch: pa.Table, config: PrepareConfig) -> pa.Table:
     """Fetch, decode, validate, hash and re-encode each image of a listing batch.
 
-    Every input row yields one output row; failures are data (status "error", kind, reason).
+    Every input row yields one output row. What is wrong with a file (undecodable, missing,
+    unreadable) is data: status "error", a kind and the reason. A bug in this code is not: it
+    raises, so it cannot silently turn a whole dataset into error rows.
     """
     from lxn.data.dedup import phash
     from lxn.images import ImageDecodeError, decode_image, encode_jpeg
 
-    n = len(batch["row_id"])
+    n = batch.num_rows
     out: dict[str, list] = {k: [] for k in ("image", "status", "error_kind", "error", "width", "height", "phash",
                                             "pixel_sum", "pixel_sq_sum", "pixel_count")}
-    for uri in batch["source_uri"]:
+    for uri in batch["source_uri"].to_pylist():
         try:
             data = storage.read_bytes(uri)
             decoded = decode_image(data, max_pixels=config.max_pixels, max_bytes=config.max_bytes,
@@ -147,7 +150,7 @@ def load_batch(batch: dict[str, np.ndarray], config: PrepareConfig) -> pa.Table:
             out["error"].append(None)
             out["width"].append(decoded.width)
             out["height"].append(decoded.height)
-            out["phash"].append(int(phash(decoded.pixels)))
+            out["phash"].append(int(phash(decoded.pixels)))  # of the pixels as decoded (draft-reduced)
             out["pixel_sum"].append(small.sum(axis=(0, 1)).tolist())
             out["pixel_sq_sum"].append((small**2).sum(axis=(0, 1)).tolist())
             out["pixel_count"].append(int(small.shape[0] * small.shape[1]))
@@ -155,12 +158,22 @@ def load_batch(batch: dict[str, np.ndarray], config: PrepareConfig) -> pa.Table:
             _error_row(out, exc.kind, exc.reason)
         except FileNotFoundError as exc:
             _error_row(out, "missing", str(exc))
-        except Exception as exc:  # noqa: BLE001 - one file never fails the job
+        except OSError as exc:  # permission denied, retries exhausted: this file, not the job
             _error_row(out, "unreadable", f"{type(exc).__name__}: {exc}")
     assert len(out["status"]) == n
     columns = {"row_id": batch["row_id"], "source_uri": batch["source_uri"], "class_name": batch["class_name"], **out}
-    return pa.table({name: pa.array(columns[name], type=_LOADED_SCHEMA.field(name).type) for name in _LOADED_SCHEMA.names},
-                    schema=_LOADED_SCHEMA)
+    columns = {k: v.combine_chunks() if isinstance(v, pa.ChunkedArray) else v for k, v in columns.items()}
+    return pa.table(
+        {name: columns[name] if isinstance(columns[name], pa.Array) else pa.array(columns[name], type=_LOADED_SCHEMA.field(name).type)
+         for name in _LOADED_SCHEMA.names},
+        schema=_LOADED_SCHEMA,
+    )
+
+
+def pc_count_ok(table: pa.Table) -> int:
+    import pyarrow.compute as pc
+
+    return int(pc.sum(pc.equal(table["status"], "ok")).as_py() or 0)
 
 
 def _error_row(out: dict[str, list], kind: str, reason: str) -> None:
@@ -184,10 +197,12 @@ class _Decision:
 
 
 def _decide(table: pa.Table, rows: int, classes: list[str], config: PrepareConfig) -> _Decision:
+    """Dedup, split and normalisation statistics from the small per-image columns."""
     from lxn.data import dedup, split
 
     row_id = table["row_id"].to_numpy()
-    ok = np.asarray(table["status"].to_pylist()) == "ok"
+    status = np.asarray(table["status"].to_pylist())
+    ok = status == "ok"
     quarantine = [
         {"source_uri": u, "kind": k, "reason": r}
         for u, k, r, good in zip(table["source_uri"].to_pylist(), table["error_kind"].to_pylist(),
@@ -200,50 +215,42 @@ def _decide(table: pa.Table, rows: int, classes: list[str], config: PrepareConfi
     good_rows = row_id[ok]
     labels = labels_all[ok]
     hashes = table["phash"].filter(pa.array(ok)).to_numpy().astype(np.uint64)
+    pixels = (table["width"].filter(pa.array(ok)).to_numpy().astype(np.float64)
+              * table["height"].filter(pa.array(ok)).to_numpy())
     groups = dedup.near_duplicate_groups(hashes, config.near_duplicate_radius)
-    exact_groups = dedup.near_duplicate_groups(hashes, 0)
-    keep = dedup.pick_representatives(groups)
+    keep = dedup.pick_representatives(groups, sizes=pixels, labels=labels, on_label_conflict=config.label_conflicts)
+    stats = dedup.duplicate_stats(groups, hashes=hashes, labels=labels, keep=keep)
 
-    # Groups whose members carry different labels (the same picture filed under two brands).
-    pairs = np.unique(np.stack([groups, labels], axis=1), axis=0)
-    group_ids, label_counts = np.unique(pairs[:, 0], return_counts=True)
-    conflicted = group_ids[label_counts > 1]
-    if config.label_conflicts == "drop" and len(conflicted):
-        keep &= ~np.isin(groups, conflicted)
+    codes = split.stratified_group_split(labels[keep], groups[keep], tuple(config.fractions), seed=config.seed)
+    # Leakage is checked over every good image, dropped duplicates included: a removed copy
+    # must not have a sibling in another split either (it has none: only one member is kept).
+    stats["leakage"] = split.leakage_report(groups[keep], codes)
+    stats["radius"] = config.near_duplicate_radius
+    stats["label_conflicts_policy"] = config.label_conflicts
 
-    codes = split.stratified_group_split(labels[keep], groups[keep], fractions=tuple(config.fractions), seed=config.seed)
-    leakage = split.leakage_report(groups[keep], codes)
     split_of_row = np.full(rows, -1, dtype=np.int8)
     split_of_row[good_rows[keep]] = codes
     group_of_row = np.full(rows, -1, dtype=np.int64)
-    group_of_row[good_rows] = groups
+    group_of_row[good_rows] = good_rows[groups]  # group id = the row id of its first member
 
-    train_rows = np.isin(row_id, good_rows[keep][codes == 0])
-    sums = np.array(table["pixel_sum"].filter(pa.array(train_rows)).to_pylist(), dtype=np.float64).reshape(-1, 3)
-    squares = np.array(table["pixel_sq_sum"].filter(pa.array(train_rows)).to_pylist(), dtype=np.float64).reshape(-1, 3)
-    count = float(np.sum(table["pixel_count"].filter(pa.array(train_rows)).to_numpy()))
+    is_train = np.zeros(rows, dtype=bool)
+    is_train[good_rows[keep][codes == split.TRAIN]] = True
+    train_mask = pa.array(is_train[row_id])
+    sums = np.array(table["pixel_sum"].filter(train_mask).to_pylist(), dtype=np.float64).reshape(-1, 3)
+    squares = np.array(table["pixel_sq_sum"].filter(train_mask).to_pylist(), dtype=np.float64).reshape(-1, 3)
+    count = float(np.sum(table["pixel_count"].filter(train_mask).to_numpy()))
     mean = sums.sum(0) / max(count, 1.0)
     std = np.sqrt(np.maximum(squares.sum(0) / max(count, 1.0) - mean**2, 1e-12))
 
+    kept_labels = labels[keep]
     counts = {
-        name: {cls: int(np.sum(labels[keep][codes == code] == k)) for k, cls in enumerate(classes)}
+        name: {cls: int(np.sum((kept_labels == k) & (codes == code))) for k, cls in enumerate(classes)}
         for code, name in enumerate(SPLITS)
-    }
-    duplicates = {
-        "radius": config.near_duplicate_radius,
-        "images_ok": int(ok.sum()),
-        "groups": int(len(np.unique(groups))),
-        "removed": int((~keep).sum()),
-        "exact_duplicates_removed": int(len(exact_groups) - len(np.unique(exact_groups))),
-        "near_duplicates_removed": int(len(np.unique(exact_groups)) - len(np.unique(groups))),
-        "label_conflict_groups": int(len(conflicted)),
-        "label_conflicts": config.label_conflicts,
-        "leakage": leakage,
     }
     return _Decision(
         split_of_row,
         group_of_row,
-        {"counts": counts, "mean": mean.tolist(), "std": std.tolist(), "duplicates": duplicates},
+        {"counts": counts, "mean": mean.tolist(), "std": std.tolist(), "duplicates": stats},
         quarantine,
     )
 
@@ -332,8 +339,15 @@ def run(config: PrepareConfig) -> Manifest:
 
     small = pads.dataset(loaded_path, filesystem=loaded_fs, format="parquet").to_table(
         columns=["row_id", "source_uri", "class_name", "status", "error_kind", "error", "phash",
-                 "pixel_sum", "pixel_sq_sum", "pixel_count"]
+                 "width", "height", "pixel_sum", "pixel_sq_sum", "pixel_count"]
     ).sort_by("row_id")
+    usable = pc_count_ok(small)
+    if usable == 0:
+        import pyarrow.compute as pc
+
+        first = small.filter(pc.equal(small["status"], "error")).slice(0, 3)
+        reasons = "; ".join(f"{u}: {r}" for u, r in zip(first["source_uri"].to_pylist(), first["error"].to_pylist()))
+        raise ValueError(f"none of the {rows} listed files is a usable image (e.g. {reasons})")
     decision = _decide(small, rows, classes, config)
     del small
 
