@@ -368,12 +368,17 @@ def _translate(error: Exception, uri: str) -> Exception:
 
 
 def _s3_call(uri: str, fn: Callable[[], T]) -> T:
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     try:
         return fn()
     except ClientError as error:
         raise _translate(error, uri) from None
+    except NoCredentialsError:
+        raise PermissionError(f"no AWS credentials for {uri}: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, "
+                              "a profile, or an instance role") from None
+    except BotoCoreError as error:  # endpoint unreachable, timeouts after botocore's own retries
+        raise OSError(f"cannot reach S3 for {uri} (endpoint {_redact(resolve_endpoint())}): {error}") from None
 
 
 def _streaming_errors() -> tuple[type[Exception], ...]:
@@ -509,16 +514,12 @@ def iter_objects(
 
 
 def _s3_pages(uri: str, pages: Iterable[dict]) -> Iterator[dict]:
-    from botocore.exceptions import ClientError
-
     iterator = iter(pages)
     while True:
         try:
-            page = next(iterator)
+            page = _s3_call(uri, lambda: next(iterator))
         except StopIteration:
             return
-        except ClientError as error:
-            raise _translate(error, uri) from None
         yield page
 
 

@@ -182,6 +182,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         log.info("rank %d resumed after epoch %d", rank, state["epoch"])
 
     tracker = RunTracker(loop_config["tracking_uri"], loop_config["run_id"]) if rank == 0 else None
+    if tracker is not None and checkpoint is not None:
+        # Visible in MLflow: this attempt continued after a worker failure or a new driver.
+        tracker.log_metrics({"resumed_after_epoch": state["epoch"]}, step=state["epoch"] + 1)
     per_worker_batch = config.batch_size // world
 
     def shard(name: str, epoch: int, train: bool):

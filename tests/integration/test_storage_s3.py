@@ -197,3 +197,18 @@ def test_arrow_filesystem_parquet_round_trip(s3_bucket, s3_endpoint):
     assert os.environ["AWS_SECRET_ACCESS_KEY"].encode() not in blob
     assert os.environ["AWS_ACCESS_KEY_ID"].encode() not in blob
     assert pq.read_table(path, filesystem=pickle.loads(blob)).equals(table)
+
+
+def test_unreachable_endpoint_is_an_oserror_naming_the_uri(monkeypatch):
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    storage.clear_client_cache()
+    try:
+        with pytest.raises(OSError, match=r"cannot reach S3 for s3://lxn-nowhere/key"):
+            storage.read_bytes("s3://lxn-nowhere/key")
+        with pytest.raises(OSError, match=r"cannot reach S3 for s3://lxn-nowhere/"):
+            next(storage.iter_objects("s3://lxn-nowhere/"))
+    finally:
+        storage.clear_client_cache()
