@@ -1,0 +1,1 @@
+"""Datasets: readers for the public logo datasets, the synthetic generator, dedup, splits and prepare."""
