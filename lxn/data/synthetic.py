@@ -64,6 +64,7 @@ __all__ = [
 
 NO_LOGO = "no-logo"
 Box = tuple[int, int, int, int]  # (x0, y0, x1, y1), pixels, x1/y1 exclusive, as PIL's getbbox
+BoxF = tuple[float, float, float, float]
 RGB = tuple[int, int, int]
 
 
@@ -75,19 +76,23 @@ class SyntheticConfig:
     num_brands: int = setting(12, "number of brand classes (plus the no-logo class)")
     images_per_brand: int = setting(150, "scenes per brand")
     no_logo_images: int = setting(300, "scenes without a mark (class 'no-logo'); 0 drops the class")
-    confusable_fraction: float = setting(0.5, "fraction of brands in confusable pairs (two brands that differ only in colour, glyph or shape)")
+    confusable_fraction: float = setting(
+        0.5, "fraction of brands in confusable pairs (two brands that differ only in colour, glyph or shape)")
     image_size: int = setting(256, "scene side in pixels (scenes are square unless size_jitter > 0)")
-    size_jitter: float = setting(0.0, "width and height each drawn from image_size * [1 - j, 1 + j]: varied sizes and aspect ratios")
+    size_jitter: float = setting(
+        0.0, "width and height each drawn from image_size * [1 - j, 1 + j]: varied sizes and aspect ratios")
     min_logo_scale: float = setting(0.25, "smallest mark, as a fraction of the scene's shorter side")
     max_logo_scale: float = setting(0.6, "largest mark, as a fraction of the scene's shorter side")
     max_rotation: float = setting(25.0, "marks rotate by up to this many degrees either way")
     max_shear: float = setting(0.2, "horizontal shear of the mark, up to this factor either way")
     max_perspective: float = setting(0.2, "perspective tilt: a mark's far edge shrinks by up to this fraction")
-    plate_prob: float = setting(0.4, "probability that a mark sits on a plate (sign, label, shirt); no-logo scenes get empty plates as often")
+    decoy_prob: float = setting(0.5, "probability that a no-logo scene shows the mark of a brand outside the dataset")
+    plate_prob: float = setting(
+        0.4, "probability that a mark sits on a plate (sign, label, shirt); no-logo scenes get plates as often")
     occlusion_prob: float = setting(0.3, "probability that an object covers part of the mark")
     max_occlusion: float = setting(0.4, "an occluder covers at most this fraction of the mark's width or height")
     clutter: int = setting(10, "mean number of clutter objects per scene")
-    max_blur: float = setting(1.5, "Gaussian blur radius drawn from [0, max_blur] pixels at 256 px (scales with size)")
+    max_blur: float = setting(1.5, "defocus (box blur) radius up to this many pixels at 256 px, in 70% of scenes")
     max_noise: float = setting(10.0, "sensor noise standard deviation drawn from [0, max_noise], in 0-255 units")
     brightness_jitter: float = setting(0.25, "brightness offset drawn from [-j, j] of the full range")
     contrast_jitter: float = setting(0.3, "contrast factor drawn from [1 - j, 1 + j]")
@@ -96,7 +101,8 @@ class SyntheticConfig:
     jpeg_quality_min: int = setting(40, "lowest JPEG quality")
     jpeg_quality_max: int = setting(95, "highest JPEG quality")
     seed: int = setting(0, "scene seed: the same seed gives byte-identical images")
-    brand_seed: int = setting(0, "brand seed: names, marks and confusable pairs (keep it to get new scenes of the same brands)")
+    brand_seed: int = setting(
+        0, "brand seed: names, marks and confusable pairs (keep it, change seed: new scenes of the same brands)")
 
     @property
     def confusable_pairs(self) -> int:
@@ -115,8 +121,9 @@ class SyntheticConfig:
         if not 0 <= self.size_jitter < 1:
             problems.append(f"size_jitter must be within [0, 1), got {self.size_jitter}")
         if not 0 < self.min_logo_scale <= self.max_logo_scale <= 0.9:
-            problems.append(f"need 0 < min_logo_scale <= max_logo_scale <= 0.9, got {self.min_logo_scale}, {self.max_logo_scale}")
-        for name in ("plate_prob", "occlusion_prob"):
+            problems.append("need 0 < min_logo_scale <= max_logo_scale <= 0.9, "
+                            f"got {self.min_logo_scale}, {self.max_logo_scale}")
+        for name in ("plate_prob", "occlusion_prob", "decoy_prob"):
             if not 0 <= getattr(self, name) <= 1:
                 problems.append(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
         if not 0 <= self.max_occlusion <= 0.9:
@@ -129,7 +136,8 @@ class SyntheticConfig:
         if not 0 <= self.contrast_jitter < 1:
             problems.append(f"contrast_jitter must be within [0, 1), got {self.contrast_jitter}")
         if not 1 <= self.jpeg_quality_min <= self.jpeg_quality_max <= 100:
-            problems.append(f"need 1 <= jpeg_quality_min <= jpeg_quality_max <= 100, got {self.jpeg_quality_min}, {self.jpeg_quality_max}")
+            problems.append("need 1 <= jpeg_quality_min <= jpeg_quality_max <= 100, "
+                            f"got {self.jpeg_quality_min}, {self.jpeg_quality_max}")
         if self.seed < 0 or self.brand_seed < 0:
             problems.append("seed and brand_seed must be >= 0 (they seed numpy's SeedSequence)")
         if problems:
@@ -173,7 +181,8 @@ _GLYPHS: dict[str, tuple[tuple[tuple[float, float], ...], ...]] = {
 # A look-alike for every letter: the glyph a "glyph" confusable variant switches to.
 _SIMILAR_GLYPH = dict(zip("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "HDGBFECATUXINMQROPZIVYMKVS"))
 _VOWELS = "aeiou"
-_ONSETS = ("b", "c", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "br", "tr", "kr", "st", "pl", "gr", "x")
+_ONSETS = ("b", "c", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "x",
+           "br", "tr", "kr", "st", "pl", "gr")
 _CODAS = ("n", "r", "s", "x", "l", "m")
 
 _SHAPES = ("circle", "polygon", "star", "shield", "rounded", "square")
@@ -250,7 +259,8 @@ def _palette(rng: np.random.Generator) -> tuple[RGB, RGB, RGB]:
         secondary = (245, 245, 240) if v < 0.8 or rng.random() < 0.6 else (25, 25, 30)
     else:
         secondary = _hsv(h + rng.uniform(0.3, 0.7), rng.uniform(0.5, 1.0), rng.uniform(0.75, 1.0))
-    accent = ((250, 250, 250), (20, 20, 20), (235, 190, 40), _hsv(h + rng.uniform(0.15, 0.85), 0.9, 0.9))[int(rng.integers(4))]
+    accents = ((250, 250, 250), (20, 20, 20), (235, 190, 40), _hsv(h + rng.uniform(0.15, 0.85), 0.9, 0.9))
+    accent = accents[int(rng.integers(4))]
     return primary, secondary, accent
 
 
@@ -315,13 +325,16 @@ class _Traits:
         self.codes: dict[object, int] = {}
         self.rows: list[tuple[int, float, float, int, int]] = []
 
+    def _code(self, key: object) -> int:
+        return self.codes.setdefault(key, len(self.codes))
+
     def _row(self, brand: Brand) -> tuple[int, float, float, int, int]:
         h, _, v = _hue(brand.colors[0])
-        code = lambda key: self.codes.setdefault(key, len(self.codes))
-        return (code((brand.layout, brand.shape, brand.shape_param)), h, v, code(brand.colors[1]),
-                code((brand.glyph[:1], brand.symbol)))
+        return (self._code((brand.layout, brand.shape, brand.shape_param)), h, v, self._code(brand.colors[1]),
+                self._code((brand.glyph[:1], brand.symbol)))
 
     def min_differences(self, brand: Brand, table: np.ndarray) -> int:
+        """Over the brands in `table` (a snapshot of `table()`): the fewest traits `brand` differs in."""
         if not len(table):
             return 3
         shape, h, v, second, inner = self._row(brand)
@@ -401,7 +414,7 @@ def _star(n: int, cx: float, cy: float, rx: float, ry: float, inner: float = 0.4
     return pts
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, param: int, box: tuple[float, float, float, float], fill) -> None:
+def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, param: int, box: BoxF, fill) -> None:
     x0, y0, x1, y1 = box
     cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
     if shape == "circle":
@@ -427,7 +440,7 @@ def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, param: int, box: tuple[fl
         raise ValueError(f"unknown shape {shape!r}")
 
 
-def _inset(box: tuple[float, float, float, float], f: float) -> tuple[float, float, float, float]:
+def _inset(box: BoxF, f: float) -> BoxF:
     x0, y0, x1, y1 = box
     dx, dy = f * (x1 - x0), f * (y1 - y0)
     return (x0 + dx, y0 + dy, x1 - dx, y1 - dy)
@@ -440,7 +453,7 @@ def _polyline(draw: ImageDraw.ImageDraw, pts: list[tuple[float, float]], fill, w
         draw.ellipse((x - w / 2, y - w / 2, x + w / 2, y + w / 2), fill=fill)
 
 
-def _draw_letters(draw: ImageDraw.ImageDraw, letters: str, box: tuple[float, float, float, float], fill, width: float) -> None:
+def _draw_letters(draw: ImageDraw.ImageDraw, letters: str, box: BoxF, fill, width: float) -> None:
     """Stroke letters side by side, centred in `box` (letter cells are 0.72 wide per unit high)."""
     x0, y0, x1, y1 = box
     h = y1 - y0
@@ -455,7 +468,7 @@ def _draw_letters(draw: ImageDraw.ImageDraw, letters: str, box: tuple[float, flo
             _polyline(draw, [(lx + px * cell, top + py * h) for px, py in stroke], fill, width)
 
 
-def _draw_symbol(draw: ImageDraw.ImageDraw, symbol: str, param: int, box: tuple[float, float, float, float], fill, width: float) -> None:
+def _draw_symbol(draw: ImageDraw.ImageDraw, symbol: str, param: int, box: BoxF, fill, width: float) -> None:
     x0, y0, x1, y1 = box
     w, h = x1 - x0, y1 - y0
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
@@ -463,7 +476,8 @@ def _draw_symbol(draw: ImageDraw.ImageDraw, symbol: str, param: int, box: tuple[
         step = h / (param + 1.5)
         for k in range(param):
             y = y0 + step * (k + 1.2)
-            _polyline(draw, [(x0 + 0.1 * w, y + 0.5 * step), (cx, y - 0.3 * step), (x1 - 0.1 * w, y + 0.5 * step)], fill, width)
+            pts = [(x0 + 0.1 * w, y + 0.5 * step), (cx, y - 0.3 * step), (x1 - 0.1 * w, y + 0.5 * step)]
+            _polyline(draw, pts, fill, width)
     elif symbol == "bars":
         bw = w / (2 * param - 1)
         for k in range(param):
@@ -540,14 +554,18 @@ def _paint_mark(brand: Brand, width: int, height: int) -> Image.Image:
     return img
 
 
-@functools.lru_cache(maxsize=512)
 def render_mark(brand: Brand, size: int) -> Image.Image:
     """The brand's mark as an antialiased RGBA image on transparency; `size` is its longer side
-    (wordmarks are wider than tall). Cached: treat the result as read-only (copy to edit)."""
+    (wordmarks are 2.4 times wider than tall). The mark fills the middle 94% of the image."""
     if size < 4:
         raise ValueError(f"a mark needs at least 4 pixels, got size={size}")
+    return _render_cached(brand, size).copy()
+
+
+@functools.lru_cache(maxsize=512)
+def _render_cached(brand: Brand, size: int) -> Image.Image:
     width, height = size, max(2, round(size / brand.aspect))
-    ss = 4 if size <= 256 else 2
+    ss = 4 if size <= 256 else 2  # supersampling: PIL draws polygons and lines without antialiasing
     big = _paint_mark(brand, width * ss, height * ss)
     return big.resize((width, height), Image.Resampling.LANCZOS)
 
@@ -618,7 +636,8 @@ def _background(rng: np.random.Generator, width: int, height: int) -> Image.Imag
             t = (np.round(t / 85.0) * 85).astype(np.uint8)
         return _ramp(t, [_colour(rng, val=(0.05, 0.6)), _colour(rng), _colour(rng, val=(0.5, 1.0))])
     if kind == 2:  # horizon: sky over textured ground
-        img = _ramp(_to_u8(_gradient(rng, width, height)), [_colour(rng, (0, 0.5), (0.6, 1.0)), _colour(rng, (0, 0.5), (0.5, 1.0))])
+        sky = [_colour(rng, (0, 0.5), (0.6, 1.0)), _colour(rng, (0, 0.5), (0.5, 1.0))]
+        img = _ramp(_to_u8(_gradient(rng, width, height)), sky)
         horizon = int(height * _u(rng, 0.3, 0.7))
         ground = _ramp(_fractal_noise(rng, width, height - horizon, int(rng.integers(4, 10)), 3),
                        [_colour(rng, val=(0.1, 0.5)), _colour(rng, val=(0.3, 0.8))])
@@ -670,11 +689,13 @@ def _clutter(rng: np.random.Generator, scene: Image.Image, count: int) -> None:
             if rng.random() < 0.5:
                 d = _u(rng, 0.1, 0.3) * w
                 shade = tuple(int(c * 0.6) for c in fill[:3])
-                draw.polygon([(x + w, y), (x + w + d, y - 0.5 * d), (x + w + d, y + h - 0.5 * d), (x + w, y + h)], fill=(*shade, alpha))
+                side_face = [(x + w, y), (x + w + d, y - 0.5 * d), (x + w + d, y + h - 0.5 * d), (x + w, y + h)]
+                draw.polygon(side_face, fill=(*shade, alpha))
         elif kind == 1:  # round things
             draw.ellipse((x, y, x + w, y + h), fill=fill)
         elif kind == 2:  # poles, cables, edges
-            draw.line((x, y, x + _u(rng, -0.6, 0.6) * s, y + _u(rng, -0.6, 0.6) * s), fill=fill, width=max(1, int(_u(rng, 0.004, 0.04) * s)))
+            end = (x + _u(rng, -0.6, 0.6) * s, y + _u(rng, -0.6, 0.6) * s)
+            draw.line((x, y, *end), fill=fill, width=max(1, int(_u(rng, 0.004, 0.04) * s)))
         elif kind == 3:  # irregular polygons
             n = int(rng.integers(3, 7))
             draw.polygon([(x + _u(rng, 0, w), y + _u(rng, 0, h)) for _ in range(n)], fill=fill)
@@ -729,12 +750,14 @@ def _rounded_rect(x0: float, y0: float, x1: float, y1: float, r: float) -> np.nd
     return np.asarray(pts, np.float64)
 
 
-def _place(rng: np.random.Generator, config: SyntheticConfig, scene: Image.Image, brand: Brand | None) -> Box | None:
-    """Paste a transformed mark, sometimes on a plate (sign, label, shirt) with a soft shadow;
-    for `brand=None`, an empty plate with the same probability. Returns the mark's box."""
+def _place(rng: np.random.Generator, config: SyntheticConfig, scene: Image.Image,
+           render: Callable[[float], Image.Image] | None, aspect: float) -> Box:
+    """Paste a mark at a random scale and pose, sometimes on a plate (sign, label, shirt) with a
+    soft shadow. `render(side)` gives the mark (RGBA, `aspect` wide over high, any size from side
+    to 2 x side: it is resampled); with `render=None` only the plate goes in, if any, with some
+    text on it half the time. Returns the box of the mark as pasted (or where it would be)."""
     width, height = scene.size
     side = min(width, height) * _u(rng, config.min_logo_scale, config.max_logo_scale)
-    aspect = brand.aspect if brand else (2.4 if rng.random() < 0.2 else 1.0)
     mw, mh = side, side / aspect
     H = _homography(rng, config, mw, mh)
     plate = None
@@ -743,7 +766,8 @@ def _place(rng: np.random.Generator, config: SyntheticConfig, scene: Image.Image
         if rng.random() < 0.3:  # wider: a banner or a shop sign
             mx += mw * _u(rng, 0.2, 0.6)
         plate = _rounded_rect(-mx, -my, mw + mx, mh + my, _u(rng, 0.0, 0.2) * min(mw, mh))
-    outer = plate if plate is not None else np.array([[0, 0], [mw, 0], [mw, mh], [0, mh]], np.float64)
+    box_pts = np.array([[0, 0], [mw, 0], [mw, mh], [0, mh]], np.float64)
+    outer = plate if plate is not None else box_pts
     corners = _project(H, outer)
     span = corners.max(0) - corners.min(0)
     fit = min(1.0, 0.98 * width / span[0], 0.98 * height / span[1])
@@ -764,33 +788,67 @@ def _place(rng: np.random.Generator, config: SyntheticConfig, scene: Image.Image
         draw.polygon(pts, fill=colour)
         if rng.random() < 0.4:
             draw.line(pts + pts[:1], fill=_colour(rng), width=max(1, round(0.03 * side)), joint="curve")
-        if brand is None and rng.random() < 0.5:  # an empty sign still carries some text
+        if render is None and rng.random() < 0.5:  # an empty sign still carries some text
             letters = _random_letters(rng, int(rng.integers(2, 6)))
             cell, ink = mw / (1.3 * len(letters)), _colour(rng)
             for k, letter in enumerate(letters):
                 for stroke in _GLYPHS[letter]:
                     unit = np.asarray(stroke, np.float64) * (0.72 * cell, 0.4 * mh) + (k * 1.3 * cell, 0.3 * mh)
-                    draw.line([tuple(p) for p in _project(H, unit)], fill=ink, width=max(1, round(0.05 * mh)), joint="curve")
-    if brand is None:
-        return None
-
-    base = render_mark(brand, next((b for b in (64, 128, 256, 512, 1024, 2048) if b >= side), math.ceil(side)))
-    to_base = np.diag([mw / base.width, mh / base.height, 1.0])  # base pixels -> mark box
-    mark_corners = _project(H, np.array([[0, 0], [mw, 0], [mw, mh], [0, mh]], np.float64))
-    ox, oy = (max(0, int(math.floor(v))) for v in mark_corners.min(0))
-    ex, ey = min(width, int(math.ceil(mark_corners[:, 0].max())) + 1), min(height, int(math.ceil(mark_corners[:, 1].max())) + 1)
-    inv = np.linalg.inv(_translate(-ox, -oy) @ H @ to_base)
+                    draw.line([tuple(p) for p in _project(H, unit)], fill=ink, width=max(1, round(0.05 * mh)),
+                              joint="curve")
+    corners = _project(H, box_pts)
+    ox, oy = (max(0, int(math.floor(v))) for v in corners.min(0))
+    ex, ey = (int(math.ceil(v)) + 1 for v in corners.max(0))
+    ex, ey = min(width, ex), min(height, ey)
+    if render is None:
+        return (ox, oy, ex, ey)
+    mark = render(side)
+    to_mark = np.diag([mw / mark.width, mh / mark.height, 1.0])  # mark pixels -> the mw x mh box
+    inv = np.linalg.inv(_translate(-ox, -oy) @ H @ to_mark)
     inv /= inv[2, 2]
-    warped = base.transform((max(1, ex - ox), max(1, ey - oy)), Image.Transform.PERSPECTIVE, tuple(inv.ravel()[:8]),
+    warped = mark.transform((max(1, ex - ox), max(1, ey - oy)), Image.Transform.PERSPECTIVE, tuple(inv.ravel()[:8]),
                             Image.Resampling.BICUBIC)
     scene.paste(warped, (ox, oy), warped)
     bbox = warped.getchannel("A").point(lambda v: 255 if v >= 64 else 0).getbbox()
-    if bbox is None:  # a mark too small to cover a pixel; cannot happen at >= 4 px, but be exact
-        bbox = (0, 0, 1, 1)
+    if bbox is None:  # nothing opaque enough: a mark of a pixel or two
+        return (ox, oy, min(width, ox + 1), min(height, oy + 1))
     return (ox + bbox[0], oy + bbox[1], ox + bbox[2], oy + bbox[3])
 
 
-def _occlude(rng: np.random.Generator, config: SyntheticConfig, scene: Image.Image, backdrop: Image.Image, box: Box) -> None:
+def _base_size(side: float) -> int:
+    """A cached render size for a mark shown at `side` pixels: the next rung up (resampling
+    by at most 2x keeps bicubic warping free of aliasing)."""
+    return next((b for b in (64, 128, 256, 512, 1024, 2048) if b >= side), math.ceil(side))
+
+
+@functools.lru_cache(maxsize=64)
+def _brand_table(num_brands: int, confusable_pairs: int, brand_seed: int) -> tuple[_Traits, np.ndarray]:
+    traits = _Traits()
+    for brand in make_brands(num_brands, confusable_pairs, brand_seed):
+        traits.add(brand)
+    return traits, traits.table()
+
+
+def _decoy(rng: np.random.Generator, config: SyntheticConfig) -> Brand | None:
+    """A brand outside the dataset (two traits away from every brand in it): no-logo photos show
+    logos nobody asked about. None if no such design turns up (datasets of thousands of brands)."""
+    traits, table = _brand_table(config.num_brands, config.confusable_pairs, config.brand_seed)
+    for _ in range(20):
+        decoy = _random_brand(rng, -1, set())
+        if traits.min_differences(decoy, table) >= 2:
+            return decoy
+    return None
+
+
+def _render_once(brand: Brand, side: float) -> Image.Image:
+    """A mark rendered for one use (2x supersampled, not cached): decoys are all different."""
+    width = max(4, math.ceil(side))
+    height = max(2, round(width / brand.aspect))
+    return _paint_mark(brand, 2 * width, 2 * height).resize((width, height), Image.Resampling.BOX)
+
+
+def _occlude(rng: np.random.Generator, config: SyntheticConfig, scene: Image.Image, backdrop: Image.Image,
+             box: Box) -> None:
     """Cover up to `max_occlusion` of the box's width or height from one side: a hand, a pole,
     a passer-by; flat colour or a piece of `backdrop` (the scene before the mark went in, so an
     occluder never carries a copy of the mark)."""
@@ -856,7 +914,8 @@ def _resolve(config: SyntheticConfig, cls: str | int) -> Brand | None:
         if brand.name == cls:
             return brand
     known = class_names(config)
-    raise KeyError(f"unknown class {cls!r}; this config has {len(known)} classes: {', '.join(known[:12])}{', ...' if len(known) > 12 else ''}")
+    listed = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
+    raise KeyError(f"unknown class {cls!r}; this config has {len(known)} classes: {listed}")
 
 
 def generate_image_with_box(config: SyntheticConfig, cls: str | int, index: int) -> tuple[bytes, Box | None]:
@@ -877,7 +936,15 @@ def generate_image_with_box(config: SyntheticConfig, cls: str | int, index: int)
     lo, hi = config.clutter // 2, config.clutter + (config.clutter + 1) // 2
     _clutter(rng, scene, int(rng.integers(lo, hi + 1)))
     backdrop = scene.copy()
-    box = _place(rng, config, scene, brand)
+    if brand is not None:
+        box = _place(rng, config, scene, lambda side: _render_cached(brand, _base_size(side)), brand.aspect)
+    else:
+        decoy = _decoy(rng, config) if rng.random() < config.decoy_prob else None
+        if decoy is not None:
+            _place(rng, config, scene, functools.partial(_render_once, decoy), decoy.aspect)
+        else:
+            _place(rng, config, scene, None, 2.4 if rng.random() < 0.2 else 1.0)
+        box = None
     if box is not None and rng.random() < config.occlusion_prob:
         _occlude(rng, config, scene, backdrop, box)
     return _camera(rng, config, scene), box
@@ -940,7 +1007,8 @@ def write_local_atomic(path: str, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def write_imagefolder(config: SyntheticConfig, out: str | os.PathLike, write: Callable[[str, bytes], None] | None = None) -> dict:
+def write_imagefolder(config: SyntheticConfig, out: str | os.PathLike,
+                      write: Callable[[str, bytes], None] | None = None) -> dict:
     """Write the dataset as `out/<class>/<class>_<index>.jpg`, then `out/boxes.csv` (class,
     filename, width, height, x0, y0, x1, y1; empty box for no-logo) and, last, `out/synthetic.json`
     (`dataset_metadata`), so its presence means the dataset is complete. `write(path, data)`
@@ -951,7 +1019,8 @@ def write_imagefolder(config: SyntheticConfig, out: str | os.PathLike, write: Ca
         raise ValueError("out must name a directory or a URI prefix, got an empty string")
     if write is None:
         if "://" in root:
-            raise ValueError(f"{root!r} is a URI: pass write= (e.g. lxn.storage.write_bytes) to write outside the local disk")
+            raise ValueError(f"{root!r} is a URI: pass write= (e.g. lxn.storage.write_bytes) to write outside "
+                             "the local disk")
         write = write_local_atomic
     rows = ["class,filename,width,height,x0,y0,x1,y1"]
     for cls, i in _items(config, 0, 1):

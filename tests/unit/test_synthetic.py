@@ -52,24 +52,24 @@ def mark_pixels(brand: syn.Brand, width: int, height: int) -> tuple[np.ndarray, 
 
 
 def test_same_config_gives_the_same_bytes_in_any_order_and_any_process():
-    first = {(cls, name): sha(data) for cls, name, data in syn.iter_dataset(SMALL)}
+    first = {name: sha(data) for _, name, data in syn.iter_dataset(SMALL)}
     assert len(first) == 6 * 3 + 4
 
-    syn.render_mark.cache_clear()  # nothing carried over from the first pass
-    syn.make_brands.cache_clear()
     items = [(cls, i) for cls, count in syn.class_counts(SMALL).items() for i in range(count)]
     for cls, i in reversed(items):
-        assert sha(syn.generate_image(SMALL, cls, i)) == first[(cls, f"{cls}_{i:06d}.jpg")]
+        assert sha(syn.generate_image(SMALL, cls, i)) == first[f"{cls}_{i:06d}.jpg"]
 
-    cls = syn.class_names(SMALL)[1]
+    # a fresh interpreter (empty caches), in a shuffled order
+    order = [items[k] for k in np.random.default_rng(7).permutation(len(items))]
     script = (
         "import hashlib, json, sys; from lxn.data.synthetic import SyntheticConfig, generate_image; "
         "config = SyntheticConfig(**json.loads(sys.argv[1])); "
-        "print(hashlib.sha256(generate_image(config, sys.argv[2], 2)).hexdigest())"
+        "print(json.dumps({f'{c}_{i:06d}.jpg': hashlib.sha256(generate_image(config, c, i)).hexdigest() "
+        "for c, i in json.loads(sys.argv[2])}))"
     )
-    out = subprocess.run([sys.executable, "-c", script, json.dumps(to_dict(SMALL)), cls], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-c", script, json.dumps(to_dict(SMALL)), json.dumps(order)], cwd=ROOT,
                          capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == first[(cls, f"{cls}_000002.jpg")]
+    assert json.loads(out.stdout) == first
 
 
 def test_seed_changes_every_scene_and_brand_seed_changes_the_brands():
@@ -236,7 +236,7 @@ def test_box_holds_the_mark_as_rendered(size, scale):
             for other in brands:
                 rgb, mask = mark_pixels(other, x1 - x0, y1 - y0)
                 error[other.name] = np.abs(crop - rgb)[mask].mean()
-            assert error[brand.name] < 16  # JPEG's chroma subsampling blurs saturated edges a little
+            assert error[brand.name] < 25  # JPEG chroma subsampling and resampling blur thin strokes a little
             assert min(error, key=error.get) == brand.name  # its own mark, not a look-alike's
     assert syn.generate_image_with_box(config, NO_LOGO, 0)[1] is None
 
