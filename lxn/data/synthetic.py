@@ -875,22 +875,25 @@ def _occlude(rng: np.random.Generator, config: SyntheticConfig, scene: Image.Ima
 
 
 def _camera(rng: np.random.Generator, config: SyntheticConfig, scene: Image.Image) -> bytes:
-    """Lens and sensor: defocus blur, uneven light, colour cast, brightness/contrast, luma
-    noise, then JPEG at a random quality."""
+    """Lens and sensor: defocus blur; colour cast, contrast and brightness (one lookup table per
+    channel); uneven light; luma noise; then JPEG at a random quality."""
     width, height = scene.size
     if config.max_blur > 0 and rng.random() < 0.7:
         scene = scene.filter(ImageFilter.BoxBlur(_u(rng, 0.2, config.max_blur) * min(width, height) / 256))
+    gain = [_u(rng, 1 - config.color_cast, 1 + config.color_cast) for _ in range(3)]
+    contrast = _u(rng, 1 - config.contrast_jitter, 1 + config.contrast_jitter)
+    brightness = 255 * _u(rng, -config.brightness_jitter, config.brightness_jitter)
+    levels = np.arange(256, dtype=np.float64)
+    lut = np.concatenate([(levels * g - 128) * contrast + 128 + brightness for g in gain])
+    scene = scene.point(np.clip(np.round(lut), 0, 255).astype(np.uint8).tolist())
     x = np.asarray(scene, np.float32)
     light = 1.0 + _u(rng, -config.uneven_light, config.uneven_light) * (_gradient(rng, width, height) - 0.5) * 2
-    gain = np.array([_u(rng, 1 - config.color_cast, 1 + config.color_cast) for _ in range(3)], np.float32)
-    contrast = _u(rng, 1 - config.contrast_jitter, 1 + config.contrast_jitter)
-    mean = float(x.mean())
-    offset = (1 - contrast) * mean + 255 * _u(rng, -config.brightness_jitter, config.brightness_jitter)
-    x = x * (light[..., None] * (gain * contrast)) + (offset + 0.5)
+    x = x * light[..., None]
     sigma = _u(rng, 0, config.max_noise)
     if sigma > 0:
         x += rng.standard_normal((height, width, 1), dtype=np.float32) * sigma
-    out = Image.fromarray(np.clip(x, 0, 255).astype(np.uint8))
+    x += 0.5
+    out = Image.fromarray(np.clip(x, 0, 255, out=x).astype(np.uint8))
     buf = io.BytesIO()
     out.save(buf, format="JPEG", quality=int(rng.integers(config.jpeg_quality_min, config.jpeg_quality_max + 1)))
     return buf.getvalue()
