@@ -15,7 +15,9 @@ the benchmarks run on this one. It imitates what makes WebLogo-2M and FlickrLogo
   clutter (boxes, poles, blank signs, stroke text, emblem-like distractor shapes), the mark placed
   with scale, rotation, shear and perspective, often on a plate (a sign, a shirt), partial
   occlusion, then the camera: uneven light, colour cast, brightness/contrast, blur, sensor noise
-  and JPEG artefacts at a random quality. `no-logo` scenes have the same clutter and no mark.
+  and JPEG artefacts at a random quality. `no-logo` scenes have the same clutter and no mark of
+  the dataset's brands; half of them show a decoy instead, the mark of a brand outside the
+  dataset (two traits away from every brand in it), as real photos show logos nobody asked about.
 
 Determinism: every image draws all of its randomness from its own generator, seeded with
 (seed, stream, brand index, image index). The same config and seed give byte-identical JPEGs
@@ -989,7 +991,8 @@ def dataset_metadata(config: SyntheticConfig) -> dict:
         "generator": "lxn.data.synthetic",
         "classes": class_names(config),
         "counts": class_counts(config),
-        "confusable_pairs": [{"a": b.variant_of, "b": b.name, "differs_in": b.differs_in} for b in marks if b.variant_of],
+        "confusable_pairs": [{"a": b.variant_of, "b": b.name, "differs_in": b.differs_in}
+                             for b in marks if b.variant_of],
         "seed": config.seed,
         "brand_seed": config.brand_seed,
         "config": to_dict(config),
@@ -1010,13 +1013,29 @@ def write_local_atomic(path: str, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _check_local_target(root: Path, config: SyntheticConfig) -> None:
+    if root.exists() and not root.is_dir():
+        raise ValueError(f"{root} exists and is not a directory")
+    if not root.exists() or not any(root.iterdir()):
+        return
+    try:
+        previous = json.loads((root / "synthetic.json").read_text()).get("config")
+    except (OSError, ValueError, AttributeError):
+        previous = None
+    if previous != to_dict(config):
+        raise ValueError(f"{root} is not empty and does not hold this synthetic dataset (same config); "
+                         "choose an empty directory, or delete this one to regenerate it")
+
+
 def write_imagefolder(config: SyntheticConfig, out: str | os.PathLike,
                       write: Callable[[str, bytes], None] | None = None) -> dict:
     """Write the dataset as `out/<class>/<class>_<index>.jpg`, then `out/boxes.csv` (class,
     filename, width, height, x0, y0, x1, y1; empty box for no-logo) and, last, `out/synthetic.json`
     (`dataset_metadata`), so its presence means the dataset is complete. `write(path, data)`
     defaults to a local atomic write; pass e.g. `lxn.storage.write_bytes` for `s3://` URIs.
-    Returns the metadata's summary (classes, counts, confusable pairs, seeds, images)."""
+    Locally, `out` must be empty or hold this very dataset (same config): files of another one
+    would stay behind and mix in. Returns the metadata's summary (classes, counts, confusable
+    pairs, seeds, images)."""
     root = os.fspath(out).rstrip("/")
     if not root:
         raise ValueError("out must name a directory or a URI prefix, got an empty string")
@@ -1024,6 +1043,7 @@ def write_imagefolder(config: SyntheticConfig, out: str | os.PathLike,
         if "://" in root:
             raise ValueError(f"{root!r} is a URI: pass write= (e.g. lxn.storage.write_bytes) to write outside "
                              "the local disk")
+        _check_local_target(Path(root), config)
         write = write_local_atomic
     rows = ["class,filename,width,height,x0,y0,x1,y1"]
     for cls, i in _items(config, 0, 1):

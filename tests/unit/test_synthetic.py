@@ -129,6 +129,22 @@ def test_write_imagefolder_writes_every_class_with_its_count_and_metadata(tmp_pa
             assert 0 <= x0 < x1 <= 64 and 0 <= y0 < y1 <= 64
 
 
+def test_write_imagefolder_refuses_a_directory_holding_something_else(tmp_path):
+    root = tmp_path / "ds"
+    syn.write_imagefolder(SMALL, root)
+    before = {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+    syn.write_imagefolder(SMALL, root)  # the same dataset again: allowed, and nothing changes
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before
+    with pytest.raises(ValueError, match="not empty"):
+        syn.write_imagefolder(dataclasses.replace(SMALL, seed=1), root)
+    assert {p: p.read_bytes() for p in root.rglob("*") if p.is_file()} == before  # untouched
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not empty"):
+        syn.write_imagefolder(SMALL, tmp_path / "other")
+    assert (tmp_path / "other" / "notes.txt").read_text() == "mine"
+
+
 def test_write_imagefolder_hands_every_file_to_the_writer_given():
     written: dict[str, bytes] = {}
     summary = syn.write_imagefolder(SMALL, "s3://bucket/synthetic/", write=written.__setitem__)
