@@ -98,6 +98,9 @@ class LogoXpertNet(nn.Module):
         clff_mode: "concat" or "add" (see `CrossLayerFeatureFusion`).
         hse_gate: "paper" (sigmoid after ReLU, as written) or "sigmoid" (see `HierarchicalSESpatialAttention`).
         dropout: dropout before the classifier.
+        bn_momentum: momentum of every BatchNorm's running statistics (torchvision's MobileNetV3
+            uses 0.01, tuned for 600-epoch ImageNet runs; short runs need more, e.g. 0.1, or the
+            running statistics used in evaluation lag far behind the weights).
     """
 
     def __init__(
@@ -112,6 +115,7 @@ class LogoXpertNet(nn.Module):
         clff_mode: str = "concat",
         hse_gate: str = "paper",
         dropout: float = 0.2,
+        bn_momentum: float = 0.01,
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -137,6 +141,9 @@ class LogoXpertNet(nn.Module):
         for m in (self.pre_logits[0], self.classifier):
             nn.init.normal_(m.weight, 0, 0.01)
             nn.init.zeros_(m.bias)
+        for m in self.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.momentum = bn_momentum
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The attended deep feature map, shape (B, num_features, H / 32, W / 32)."""

@@ -27,6 +27,7 @@ class TrainConfig:
     data: str | None = setting(None, "prepared dataset (local path or s3:// URI); omitted: generate and prepare the synthetic demo dataset")
     model: str = setting("logoxpertnet", "registered model name (see lxn.models.list_models())")
     width_mult: float = setting(1.0, "MobileNetV3 width multiplier")
+    bn_momentum: float = setting(0.1, "BatchNorm running-statistics momentum (torchvision's 0.01 lags in short runs)")
     backbone_weights: str | None = setting(None, "local torchvision MobileNetV3-Large state dict to start from")
     epochs: int = setting(150, "epochs")
     batch_size: int = setting(64, "global batch size, split evenly across workers")

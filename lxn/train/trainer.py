@@ -156,7 +156,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     torch.manual_seed(config.seed)  # identical initial weights everywhere (DDP also broadcasts)
 
     raw = create_model(config.model, num_classes=len(class_names), width_mult=config.width_mult,
-                       backbone_weights=config.backbone_weights)
+                       backbone_weights=config.backbone_weights, bn_momentum=config.bn_momentum)
     raw = raw.to(memory_format=torch.channels_last)
     model = ray.train.torch.prepare_model(raw)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)

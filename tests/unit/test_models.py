@@ -148,3 +148,12 @@ def test_overfits_one_batch():
         losses.append(loss.item())
     assert abs(losses[0] - math.log(num_classes)) < 0.05
     assert min(losses[-5:]) < 0.1 * math.log(num_classes)
+
+
+def test_bn_momentum_is_configurable():
+    import torch.nn as nn
+
+    model = create_model("logoxpertnet", num_classes=3, bn_momentum=0.1)
+    momenta = {m.momentum for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
+    assert momenta == {0.1}
+    assert {m.momentum for m in create_model("logoxpertnet_backbone").modules() if isinstance(m, nn.BatchNorm2d)} == {0.01}
