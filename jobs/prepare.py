@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter), PrepareConfig
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", force=True)  # a job owns its process
     try:
         config = from_namespace(PrepareConfig, args)
         from lxn.data.prepare import run

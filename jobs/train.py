@@ -10,6 +10,7 @@ Re-running the same command resumes from the last checkpoint (same run name and 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -26,18 +27,21 @@ def main(argv: list[str] | None = None) -> int:
         argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter), TrainConfig
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", force=True)  # a job owns its process
     try:
         config = from_namespace(TrainConfig, args)
-        if config.data is None:
-            from lxn.demo import prepare_demo_dataset
-
+        demo = config.data is None
+        if demo:
             config = from_namespace(TrainConfig, args, defaults=DEMO_DEFAULTS)
-            config = config.__class__(**{**config.__dict__, "data": prepare_demo_dataset(config.demo_dir)})
-        from lxn.ray_utils import init_ray
         from lxn.train.trainer import run
 
-        init_ray(min_cpus=config.num_workers * config.cpus_per_worker + 2)
+        if demo:
+            from lxn.demo import prepare_demo_dataset
+            from lxn.ray_utils import init_ray
+
+            # The demo prepares its data with Ray Data first: start Ray sized for training.
+            init_ray(min_cpus=config.num_workers * config.cpus_per_worker + 2)
+            config = dataclasses.replace(config, data=prepare_demo_dataset(config.demo_dir))
         result = run(config)
     except (ValueError, OSError, TrackingError) as exc:
         # Bad input and unreachable services: a one-line reason, no traceback, non-zero exit.

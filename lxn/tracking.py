@@ -199,6 +199,10 @@ class RunTracker:
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
         self.client.log_batch(self.run_id, metrics=batch)
 
+    def logged_steps(self, key: str) -> set[int]:
+        """Steps at which metric `key` has been logged in this run."""
+        return {m.step for m in self.client.get_metric_history(self.run_id, key)}
+
     def log_dict(self, data: Any, artifact_file: str) -> None:
         self.client.log_dict(self.run_id, data, artifact_file)
 

@@ -76,3 +76,82 @@ def s3_bucket(s3_endpoint):
     name = f"lxn-{uuid.uuid4().hex[:12]}"
     boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture(scope="session")
+def ray_head(s3_endpoint):
+    """A real Ray head node on loopback (`ray start --head`), with its dashboard for `ray job
+    submit` and token authentication on. Yields (gcs address, dashboard URL, env for clients).
+
+    Its processes see the S3 test endpoint and its dummy credentials in their environment, as
+    cluster nodes see their instance role: nothing secret travels in a job's runtime_env.
+
+    Everything lives under its own short --temp-dir, so teardown stops exactly this cluster's
+    processes (never another Ray instance on the machine, as `ray stop` would)."""
+    import secrets
+    import uuid
+
+    import psutil
+
+    temp_dir = f"/tmp/lxnray-{uuid.uuid4().hex[:8]}"  # short: Unix socket paths are limited
+    port, dashboard = free_port(), free_port()
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+        "RAY_AUTH_MODE": "token",
+        "RAY_AUTH_TOKEN": secrets.token_hex(16),
+    }
+    subprocess.run(
+        [os.path.join(bin_dir, "ray"), "start", "--head", f"--port={port}", "--dashboard-host=127.0.0.1",
+         f"--dashboard-port={dashboard}", "--num-cpus=4", f"--temp-dir={temp_dir}", "--include-dashboard=true",
+         "--disable-usage-stats",
+         # Ports Ray would otherwise take by default, so another Ray on this machine cannot clash.
+         f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
+         f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}",
+         f"--ray-client-server-port={free_port()}"],
+        env=env, check=True, capture_output=True, timeout=180,
+    )
+    _wait_for_job_agent(f"http://127.0.0.1:{dashboard}", env)
+    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    os.environ.update(RAY_AUTH_MODE=env["RAY_AUTH_MODE"], RAY_AUTH_TOKEN=env["RAY_AUTH_TOKEN"])
+    try:
+        yield f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}", env
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        ours = [p for p in psutil.process_iter(["cmdline"]) if any(temp_dir in c for c in p.info["cmdline"] or [])]
+        for process in ours:
+            process.terminate()
+        _, alive = psutil.wait_procs(ours, timeout=5)
+        for process in alive:  # the GCS server ignores SIGTERM
+            process.kill()
+
+
+def _wait_for_job_agent(dashboard: str, env: dict, timeout: float = 120.0) -> None:
+    """The dashboard answers before its job agent is up ("No available agent to submit job"):
+    wait until a trivial job runs, so the tests time their own work, not the head's start."""
+    deadline = time.monotonic() + timeout
+    ray = os.path.join(os.path.dirname(sys.executable), "ray")
+    while True:
+        done = subprocess.run([ray, "job", "submit", "--address", dashboard, "--", "true"],
+                              env=env, capture_output=True, text=True, timeout=timeout)
+        if done.returncode == 0:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the Ray job agent did not come up: {done.stderr[-500:]}")
+        time.sleep(1.0)
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(ray_head):
+    """This test process joined to the shared Ray head for one module."""
+    import ray
+
+    address, _, _ = ray_head
+    ray.init(address=address, log_to_driver=False)
+    yield address
+    ray.shutdown()

@@ -307,6 +307,7 @@ def run(config: PrepareConfig) -> Manifest:
     """Prepare `config.source` into `config.out`; returns the manifest written last."""
     import ray
     import ray.data
+    from ray.data.expressions import col
 
     from lxn.data.readers import iter_samples
 
@@ -360,11 +361,11 @@ def run(config: PrepareConfig) -> Manifest:
     out_fs, out_path = storage.arrow_filesystem(out)
     (
         ray.data.read_parquet(loaded_path, filesystem=loaded_fs)
-        .filter(expr="status == 'ok'")
+        .filter(expr=col("status") == "ok")
         .map_batches(with_label, batch_format="pyarrow")
         .map_batches(_Assign, fn_constructor_args=(ray.put(decision.split_of_row), ray.put(decision.group_of_row)),
                      batch_format="pyarrow", batch_size=config.batch_size * 8, compute=ray.data.ActorPoolStrategy(min_size=1, max_size=2))
-        .write_parquet(out_path, filesystem=out_fs, partition_cols=["split"], min_rows_per_file=2000)
+        .write_parquet(out_path, filesystem=out_fs, partition_cols=["split"])
     )
 
     storage.write_text(storage.join(out, "quarantine.json"), json.dumps(decision.quarantine, indent=1))

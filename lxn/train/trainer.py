@@ -105,7 +105,7 @@ def _datasets(root: str, manifest: Manifest, preset: Preset, config: TrainConfig
     datasets = {}
     for split in ("train", "val", "test"):
         filesystem, path = storage.arrow_filesystem(split_uri(root, split))
-        ds = ray.data.read_parquet(path, filesystem=filesystem, columns=["image", "label"])
+        ds = ray.data.read_parquet(path, filesystem=filesystem).select_columns(["image", "label"])
         if split == "train":
             ds = ds.randomize_block_order(seed=config.seed)
         ds = ds.map_batches(decode_batch, fn_kwargs={"preset": preset}, batch_format="numpy", batch_size=64)
@@ -183,7 +183,12 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
     tracker = RunTracker(loop_config["tracking_uri"], loop_config["run_id"]) if rank == 0 else None
     if tracker is not None and checkpoint is not None:
-        # Visible in MLflow: this attempt continued after a worker failure or a new driver.
+        # A failure between a checkpoint's commit and its MLflow log would lose that epoch's
+        # metrics: log them now if so. Then mark, visibly, that this attempt resumed.
+        logged = tracker.logged_steps("train_loss")
+        for past in state["history"]:
+            if past["epoch"] not in logged:
+                tracker.log_metrics(past, step=past["epoch"])
         tracker.log_metrics({"resumed_after_epoch": state["epoch"]}, step=state["epoch"] + 1)
     per_worker_batch = config.batch_size // world
 
@@ -219,9 +224,12 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             best_weights = copy.deepcopy({k: v.detach().cpu() for k, v in raw.state_dict().items()})
         state["epoch"] = epoch
         state["history"].append(metrics)
-        if tracker is not None:
-            tracker.log_metrics(metrics, step=epoch)
         _report(metrics, rank, raw, optimizer, scheduler, scaler, state, best_weights, loop_config)
+        if tracker is not None:
+            # Log an epoch once, when it is finished: after Ray Train has registered its
+            # checkpoint (a worker lost before that retrains the epoch, which then is logged once).
+            ray.train.get_all_reported_checkpoints()
+            tracker.log_metrics(metrics, step=epoch)
 
     # Test the best weights once; every rank scores its shard, rank 0 computes the metrics.
     raw.load_state_dict(best_weights)
@@ -327,6 +335,10 @@ def run(config: TrainConfig) -> TrainResult:
             best_epoch=-1, checkpoint_path="", already_finished=True,
         )
 
+    from lxn.ray_utils import init_ray
+
+    # Only now, with every input checked, start (or join) Ray: bad input fails in seconds.
+    init_ray(min_cpus=config.num_workers * config.cpus_per_worker + 2)
     preset = preset_for(config, manifest)
     tracker = RunTracker.start(config.experiment, run_name, tracking_uri)
     try:

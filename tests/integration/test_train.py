@@ -1,0 +1,293 @@
+"""Training end to end on real local services: Ray (2 CPU workers on gloo), an S3 endpoint over
+HTTP on 127.0.0.1, an MLflow sqlite store and a real `mlflow server` with S3 artifacts.
+
+Every run is tiny (3 brands + no-logo at 96 px, 2-3 epochs): these tests check behaviour
+(registration, resume, failure handling), not accuracy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import torch
+
+from lxn import storage
+from lxn.data.prepare import PrepareConfig
+from lxn.data.prepare import run as prepare
+from lxn.data.prepared import read_manifest, split_uri
+from lxn.data.synthetic import SyntheticConfig, write_imagefolder
+from lxn.models import create_model
+from lxn.train.config import TrainConfig
+from lxn.tracking import load_model
+from tests.conftest import free_port, wait_for_port
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _tiny(**overrides) -> TrainConfig:
+    base = dict(epochs=2, image_size=96, batch_size=8, num_workers=2, lr_step_epochs=1, shuffle_buffer=64,
+                experiment="lxn-test", registered_model="logos-test", seed=0)
+    return TrainConfig(**{**base, **overrides})
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory, ray_cluster) -> str:
+    root = tmp_path_factory.mktemp("data")
+    images = root / "images"
+    write_imagefolder(SyntheticConfig(num_brands=3, images_per_brand=16, no_logo_images=8, image_size=96), images)
+    prepare(PrepareConfig(source=[str(images)], out=str(root / "prepared")))
+    return str(root / "prepared")
+
+
+def _finished_epochs(tracking_uri: str, run_name: str) -> list[int]:
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    experiment = client.get_experiment_by_name("lxn-test") if Path(tracking_uri[len("sqlite:///"):]).exists() else None
+    if experiment is None:
+        return []
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`lxn.run_name` = '{run_name}'")
+    return _epoch_steps(tracking_uri, runs[0].info.run_id) if runs else []
+
+
+def _epoch_steps(tracking_uri: str, run_id: str) -> list[int]:
+    history = mlflow.MlflowClient(tracking_uri=tracking_uri).get_metric_history(run_id, "train_loss")
+    return sorted(m.step for m in history)
+
+
+# ---------------------------------------------------------------------------- happy path
+
+
+@pytest.fixture
+def mlflow_server(tmp_path, s3_endpoint, s3_bucket):
+    """`mlflow server` as a process: sqlite backend, artifacts proxied to the S3 endpoint."""
+    port = free_port()
+    env = {**os.environ, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint}
+    log = open(tmp_path / "mlflow-server.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
+         "--artifacts-destination", f"s3://{s3_bucket}/mlartifacts", "--workers", "1"],
+        stdout=log, stderr=log, env=env, start_new_session=True,
+    )
+    try:
+        wait_for_port(port, process, timeout=120)
+        yield f"http://127.0.0.1:{port}", s3_bucket
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+        log.close()
+
+
+def test_end_to_end_on_s3_with_an_mlflow_server(prepared, mlflow_server, s3_endpoint):
+    from lxn.train.trainer import BEST_FILE, run
+
+    tracking_uri, bucket = mlflow_server
+    data = f"s3://{bucket}/prepared"
+    for path in Path(prepared).rglob("*"):
+        if path.is_file():
+            storage.write_bytes(storage.join(data, str(path.relative_to(prepared))), path.read_bytes())
+
+    result = run(_tiny(data=data, storage=f"s3://{bucket}/checkpoints", tracking_uri=tracking_uri, run_name="e2e"))
+
+    assert result.model is not None and result.model.version == "1"
+    assert 0.0 <= result.test_report["top1"] <= 1.0
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    assert str(client.get_model_version_by_alias("logos-test", "challenger").version) == "1"
+    assert _epoch_steps(tracking_uri, result.run_id) == [0, 1]
+    artifacts = {a.path for a in client.list_artifacts(result.run_id, "plots")}
+    assert {"plots/training_curves.png", "plots/confusion_matrix.png", "plots/per_class_accuracy.png"} <= artifacts
+    assert next(storage.iter_objects(f"s3://{bucket}/mlartifacts"), None) is not None  # the server stored them in S3
+
+    # The registered model reproduces the best checkpoint's logits on the test split.
+    loaded = load_model("models:/logos-test@challenger", tracking_uri)
+    manifest = read_manifest(data)
+    assert loaded.class_names == manifest.classes
+    best = torch.load(_checkpoint_file(result.checkpoint_path, BEST_FILE), map_location="cpu", weights_only=True)
+    eager = create_model("logoxpertnet", num_classes=manifest.num_classes)
+    eager.load_state_dict(best)
+    from lxn.presets import InferenceModel
+    from lxn.train.trainer import decode_batch
+
+    table = _read_split(data, "test")
+    images = torch.from_numpy(decode_batch({"image": np.array(table["image"].to_pylist(), dtype=object),
+                                            "label": table["label"].to_numpy()}, loaded.preset)["image"])
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded.module(images), InferenceModel(eager, loaded.preset).eval()(images),
+                                   atol=1e-5, rtol=1e-5)
+
+
+def _checkpoint_file(checkpoint_path: str, name: str):
+    import io
+
+    uri = checkpoint_path if "://" in checkpoint_path else checkpoint_path
+    if not uri.startswith(("s3://", "/")):
+        uri = "s3://" + uri  # Ray reports S3 checkpoint paths without the scheme
+    return io.BytesIO(storage.read_bytes(storage.join(uri, name)))
+
+
+def _read_split(root: str, split: str):
+    import pyarrow.dataset as pads
+
+    filesystem, path = storage.arrow_filesystem(split_uri(root, split))
+    return pads.dataset(path, filesystem=filesystem, format="parquet").to_table(columns=["image", "label"])
+
+
+# ---------------------------------------------------------------------------- resume
+
+
+def test_resumes_after_a_worker_is_killed(prepared, tmp_path):
+    import psutil
+
+    from lxn.train.trainer import run
+
+    checkpoints = tmp_path / "checkpoints"
+    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+    killed: list[int] = []
+
+    def kill_a_worker_after_the_first_checkpoint():
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and not killed:
+            if _finished_epochs(tracking_uri, "kw"):  # epoch 0 is logged once its checkpoint is committed
+                for process in psutil.process_iter(["cmdline"]):
+                    if any("RayTrainWorker" in part for part in process.info["cmdline"] or []):
+                        process.kill()
+                        killed.append(process.pid)
+                        return
+            time.sleep(0.2)
+
+    killer = threading.Thread(target=kill_a_worker_after_the_first_checkpoint, daemon=True)
+    killer.start()
+    result = run(_tiny(data=prepared, epochs=2, storage=str(checkpoints), tracking_uri=tracking_uri, run_name="kw"))
+    killer.join(timeout=5)
+
+    assert killed, "no training worker was found to kill"
+    assert result.model is not None
+    assert _epoch_steps(tracking_uri, result.run_id) == [0, 1]  # no finished epoch trained twice
+    resumed = mlflow.MlflowClient(tracking_uri=tracking_uri).get_metric_history(result.run_id, "resumed_after_epoch")
+    assert resumed, "training did not restart from a checkpoint"
+
+
+def _train_command(prepared: str, tmp_path: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(ROOT / "jobs/train.py"), "--data", prepared, "--epochs", "2", "--image-size", "96",
+            "--batch-size", "8", "--num-workers", "2", "--lr-step-epochs", "1", "--shuffle-buffer", "64",
+            "--storage", str(tmp_path / "checkpoints"), "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
+            "--experiment", "lxn-test", "--registered-model", "logos-test", "--run-name", "kd", *extra]
+
+
+def test_resumes_after_the_driver_is_killed(prepared, tmp_path, ray_head):
+    """The driver dies (SIGKILL), the cluster stays, the same command is run again."""
+    address, _, env = ray_head
+    env = {**env, "RAY_ADDRESS": address}
+    command = _train_command(prepared, tmp_path)
+    log = open(tmp_path / "first.log", "w")
+    first = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True, cwd=tmp_path, env=env)
+    deadline = time.monotonic() + 300
+    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+    while time.monotonic() < deadline and not _finished_epochs(tracking_uri, "kd"):
+        assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
+        time.sleep(0.5)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+
+    second = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600, env=env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    summary = json.loads(second.stdout[second.stdout.index("{"):])
+    assert summary["registered_model"] == "models:/logos-test/1"
+    assert _epoch_steps(tracking_uri, summary["mlflow_run_id"]) == [0, 1]
+    resumed = mlflow.MlflowClient(tracking_uri=tracking_uri).get_metric_history(summary["mlflow_run_id"], "resumed_after_epoch")
+    assert resumed and resumed[0].value >= 0
+
+    again = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600, env=env)
+    assert again.returncode == 0 and json.loads(again.stdout[again.stdout.index("{"):])["already_finished"] is True
+    versions = mlflow.MlflowClient(tracking_uri=tracking_uri).search_model_versions("name='logos-test'")
+    assert len(versions) == 1  # a finished run is not registered twice
+
+
+def test_ray_job_submit_end_to_end(prepared, tmp_path, ray_head):
+    """`ray start --head` on loopback (the fixture), then `ray job submit -- python jobs/train.py`."""
+    _, dashboard, env = ray_head
+    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "ray"), "job", "submit", "--address", dashboard, "--working-dir", str(ROOT),
+         "--", "python", "jobs/train.py", "--data", prepared, "--epochs", "1", "--image-size", "96", "--batch-size", "8",
+         "--num-workers", "2", "--storage", str(tmp_path / "checkpoints"), "--tracking-uri", tracking_uri,
+         "--experiment", "lxn-test", "--registered-model", "logos-submitted", "--run-name", "submitted"],
+        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    assert "succeeded" in result.stdout + result.stderr
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    assert str(client.get_model_version_by_alias("logos-submitted", "challenger").version) == "1"
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+def _train(args: list[str], tmp_path: Path, env: dict | None = None, monkeypatch=None, capsys=None):
+    """jobs/train.py's main() in this process (the same code path, without a new interpreter)."""
+    import importlib.util
+
+    for key, value in (env or {}).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(tmp_path)
+    storage.clear_client_cache()
+    spec = importlib.util.spec_from_file_location("train_job", ROOT / "jobs/train.py")
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    try:
+        code = job.main(args)
+    finally:
+        storage.clear_client_cache()
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out, err)
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    result = _train(["--data", str(tmp_path / "nowhere"), "--tracking-uri", f"sqlite:///{tmp_path}/m.db"], tmp_path,
+                    monkeypatch=monkeypatch, capsys=capsys)
+    assert result.returncode == 2
+    assert "no prepared dataset at" in result.stderr and "jobs/prepare.py" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_class_without_training_images_is_refused(prepared, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(prepared, broken)
+    manifest = json.loads((broken / "manifest.json").read_text())
+    manifest["classes"].append("ghostbrand")
+    for counts in manifest["counts"].values():
+        counts["ghostbrand"] = 0
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+    result = _train(["--data", str(broken), "--tracking-uri", f"sqlite:///{tmp_path}/m.db"], tmp_path,
+                    monkeypatch=monkeypatch, capsys=capsys)
+    assert result.returncode == 2
+    assert "ghostbrand" in result.stderr and "no training images" in result.stderr
+
+
+def test_unreachable_s3_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_MAX_ATTEMPTS": "2",
+           "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}
+    result = _train(["--data", "s3://lxn-missing/prepared", "--tracking-uri", f"sqlite:///{tmp_path}/m.db"], tmp_path, env,
+                    monkeypatch=monkeypatch, capsys=capsys)
+    assert result.returncode == 2
+    assert "s3://lxn-missing/prepared" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unreachable_mlflow_is_a_clear_error_and_registers_nothing(prepared, tmp_path, monkeypatch, capsys):
+    result = _train(["--data", prepared, "--tracking-uri", f"http://127.0.0.1:{free_port()}"], tmp_path,
+                    monkeypatch=monkeypatch, capsys=capsys)
+    assert result.returncode == 2
+    assert "cannot reach the MLflow tracking store" in result.stderr
+    assert not (tmp_path / "lxn-local").exists()  # failed before any checkpoint was written
