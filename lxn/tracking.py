@@ -46,6 +46,8 @@ __all__ = [
     "resolve_model_uri",
     "set_alias",
     "rebuild_eager",
+    "registry_client",
+    "classes_digest",
 ]
 
 log = logging.getLogger(__name__)
@@ -94,6 +96,18 @@ def _client(uri: str):
     import mlflow
 
     return mlflow.MlflowClient(tracking_uri=uri)
+
+
+def registry_client(uri: str | None = None):
+    """An MlflowClient for the registry at `uri` (default: MLFLOW_TRACKING_URI, then sqlite)."""
+    return _client(resolve_tracking_uri(uri))
+
+
+def classes_digest(class_names: Sequence[str]) -> str:
+    """A short fingerprint of a class list, to tell whether two models predict the same brands."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(list(class_names)).encode()).hexdigest()[:16]
 
 
 @contextlib.contextmanager
@@ -303,6 +317,7 @@ def log_model(
     ref = ModelRef(registered_model, str(version))
     try:
         client.set_model_version_tag(ref.name, ref.version, "run_id", tracker.run_id)
+        client.set_model_version_tag(ref.name, ref.version, "classes_sha", classes_digest(class_names))
         for key, value in (tags or {}).items():
             client.set_model_version_tag(ref.name, ref.version, key, str(value))
         if alias:

@@ -1,0 +1,36 @@
+"""Promote a registered model version: move `champion` to `challenger` if the gates pass.
+
+    python jobs/promote.py                                   # challenger -> champion, default gates
+    python jobs/promote.py --min-metric 0.9 --min-improvement 0.002
+    python jobs/promote.py --candidate previous-champion     # roll back
+
+Exit status: 0 promoted (or a dry run that would), 3 refused by a gate, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from lxn.config import add_arguments, from_namespace
+from lxn.promote import PromoteConfig, promote
+from lxn.tracking import TrackingError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = add_arguments(
+        argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter), PromoteConfig
+    )
+    try:
+        config = from_namespace(PromoteConfig, parser.parse_args(argv))
+        decision = promote(config)
+    except (ValueError, TrackingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(decision.to_dict(), indent=2))
+    return 0 if decision.promote or decision.applied else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
