@@ -1,0 +1,154 @@
+"""The prepare job on an S3 endpoint over HTTP: planted duplicates, bad files, leakage, strata,
+and a second run into the same output."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pyarrow.dataset as pads
+import pytest
+from PIL import Image
+
+from lxn import storage
+from lxn.data.prepare import PrepareConfig, run
+from lxn.data.prepared import SPLITS, read_manifest, split_uri
+from lxn.data.synthetic import SyntheticConfig, generate_image
+from tests.image_samples import image_kinds
+
+pytestmark = pytest.mark.slow
+
+DATA = SyntheticConfig(num_brands=4, images_per_brand=20, no_logo_images=10, image_size=128, seed=3)
+BAD = ["empty", "html_as_jpg", "truncated_jpeg", "png_bomb"]
+
+
+def _jpeg(image: Image.Image, quality: int = 90) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def bucket_dataset(s3_endpoint, ray_cluster):
+    import boto3
+
+    bucket = "lxn-prepare-test"
+    boto3.client("s3", endpoint_url=s3_endpoint).create_bucket(Bucket=bucket)
+    root = f"s3://{bucket}/images"
+    from lxn.data.synthetic import class_names
+
+    names = class_names(DATA)
+    brands = [n for n in names if n != "no-logo"]
+    for name in names:
+        count = DATA.no_logo_images if name == "no-logo" else DATA.images_per_brand
+        for i in range(count):
+            storage.write_bytes(f"{root}/{name}/{i:03d}.jpg", generate_image(DATA, name, i))
+
+    a, b, c, d = brands
+    original = Image.open(io.BytesIO(generate_image(DATA, b, 1)))
+    w, h = original.size
+    planted = {
+        f"{a}/copy-exact.jpg": generate_image(DATA, a, 0),                                  # of {a}/000
+        f"{b}/copy-resized.jpg": _jpeg(original.resize((int(w * 0.7), int(h * 0.7)))),     # of {b}/001
+        f"{b}/copy-reencoded.png": _png(original),
+        f"{b}/copy-cropped.jpg": _jpeg(original.crop((3, 3, w - 3, h - 3)), quality=60),
+        f"{d}/filed-under-two-brands.jpg": generate_image(DATA, c, 2),                      # of {c}/002
+    }
+    kinds = image_kinds()
+    kind_names = {name: kinds[name] for name in BAD}
+    for name, sample in kind_names.items():
+        planted[f"{a}/bad-{name}-{sample.filename.rsplit('/', 1)[-1]}"] = sample.data
+    for rel, data in planted.items():
+        storage.write_bytes(f"{root}/{rel}", data)
+    return root, f"s3://{bucket}/prepared", names, (a, b, c, d), kind_names
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _rows(out: str):
+    rows = {}
+    for split in SPLITS:
+        filesystem, path = storage.arrow_filesystem(split_uri(out, split))
+        table = pads.dataset(path, filesystem=filesystem, format="parquet").to_table(
+            columns=["source_uri", "class_name", "label", "group", "phash", "image"])
+        for row in table.to_pylist():
+            rows[row["source_uri"]] = {**row, "split": split}
+    return rows
+
+
+@pytest.fixture(scope="module")
+def prepared(bucket_dataset):
+    source, out, *_ = bucket_dataset
+    manifest = run(PrepareConfig(source=[source], out=out, seed=7))
+    return manifest, _rows(out)
+
+
+def test_manifest_describes_the_output(bucket_dataset, prepared):
+    source, out, names, *_ = bucket_dataset
+    manifest, rows = prepared
+    assert manifest == read_manifest(out)
+    assert manifest.classes == names
+    assert sum(manifest.split_size(s) for s in SPLITS) == len(rows)
+    assert all(0 < m < 1 for m in manifest.mean) and all(0 < s < 0.5 for s in manifest.std)
+    assert manifest.duplicates["leakage"]["crossing_groups"] == 0
+    assert manifest.seed == 7 and manifest.format == "imagefolder" and manifest.source == source
+    for row in list(rows.values())[:5]:  # stored images are re-encoded JPEGs within the bound
+        image = Image.open(io.BytesIO(row["image"]))
+        assert image.format == "JPEG" and max(image.size) <= 320
+
+
+def test_bad_files_are_quarantined_with_reasons(bucket_dataset, prepared):
+    _, out, _, (a, *_), kinds = bucket_dataset
+    quarantine = json.loads(storage.read_text(f"{out}/quarantine.json"))
+    found = {item["source_uri"].rsplit("/", 1)[1]: item for item in quarantine}
+    for name, sample in kinds.items():
+        item = found[f"bad-{name}-{sample.filename.rsplit('/', 1)[-1]}"]
+        assert item["kind"] == sample.expected_kind and item["reason"]
+    assert prepared[0].quarantined == len(kinds)
+
+
+def test_planted_duplicates_keep_one_representative(bucket_dataset, prepared):
+    source, _, _, (a, b, c, d), _ = bucket_dataset
+    _, rows = prepared
+    exact = {f"{source}/{a}/000.jpg", f"{source}/{a}/copy-exact.jpg"}
+    near = {f"{source}/{b}/001.jpg", f"{source}/{b}/copy-resized.jpg", f"{source}/{b}/copy-reencoded.png",
+            f"{source}/{b}/copy-cropped.jpg"}
+    assert len(exact & rows.keys()) == 1
+    assert len(near & rows.keys()) == 1
+    # one picture filed under two brands: the group is dropped (label_conflicts="drop")
+    assert not {f"{source}/{c}/002.jpg", f"{source}/{d}/filed-under-two-brands.jpg"} & rows.keys()
+
+
+def test_no_group_crosses_splits(prepared):
+    _, rows = prepared
+    split_of_group: dict[int, str] = {}
+    for row in rows.values():
+        assert split_of_group.setdefault(row["group"], row["split"]) == row["split"]
+
+
+def test_splits_are_stratified_within_one_image_per_class(prepared):
+    manifest, rows = prepared
+    for name in manifest.classes:
+        total = sum(manifest.counts[s][name] for s in SPLITS)
+        for split, fraction in zip(SPLITS, (0.8, 0.1, 0.1)):
+            assert abs(manifest.counts[split][name] - fraction * total) <= 1, (name, split)
+        assert sum(1 for r in rows.values() if r["class_name"] == name) == total
+
+
+def test_rerun_into_the_same_output_is_safe_and_identical(bucket_dataset, prepared):
+    source, out, *_ = bucket_dataset
+    manifest, rows = prepared
+    again = run(PrepareConfig(source=[source], out=out, seed=7))
+    assert {k: v for k, v in again.__dict__.items() if k != "created_at"} == {
+        k: v for k, v in manifest.__dict__.items() if k != "created_at"}
+    rerun_rows = _rows(out)
+    assert {u: r["split"] for u, r in rerun_rows.items()} == {u: r["split"] for u, r in rows.items()}
+    assert not list(storage.iter_objects(f"{out}/_staging"))
+    different_seed = run(PrepareConfig(source=[source], out=out + "-seed8", seed=8))
+    assert {u: r["split"] for u, r in _rows(out + "-seed8").items()} != {u: r["split"] for u, r in rows.items()}
+    totals = lambda m: {c: sum(m.counts[s][c] for s in SPLITS) for c in m.classes}  # noqa: E731
+    assert totals(different_seed) == totals(manifest)  # the same images kept, split differently
