@@ -1,6 +1,8 @@
 """Benchmarks that print and write figures.
 
     python jobs/benchmark.py model --out DIR     # Table 7: params, GFLOPs, CPU/GPU speed
+    python jobs/benchmark.py prepare --out DIR   # prepare throughput, memory at 10k vs 50k images
+    python jobs/benchmark.py train --out DIR     # Ray Train vs a plain PyTorch loop, 1 vs 2 workers
 """
 
 from __future__ import annotations
@@ -8,21 +10,31 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lxn.benchmarks import model_efficiency
+from lxn.benchmarks import model_efficiency, prepare_throughput, train_throughput
 from lxn.config import add_arguments, from_namespace
+
+BENCHMARKS = {
+    "model": ("model efficiency table (the paper's Table 7)", model_efficiency.ModelBenchConfig),
+    "prepare": ("prepare-job throughput and peak memory", prepare_throughput.PrepareBenchConfig),
+    "train": ("training throughput: Ray Train vs plain PyTorch", train_throughput.TrainBenchConfig),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    add_arguments(commands.add_parser("model", help="model efficiency table (the paper's Table 7)"),
-                  model_efficiency.ModelBenchConfig)
+    for name, (help_text, config_cls) in BENCHMARKS.items():
+        add_arguments(commands.add_parser(name, help=help_text), config_cls)
     args = parser.parse_args(argv)
+    config = from_namespace(BENCHMARKS[args.command][1], _without(args, "command"))
     if args.command == "model":
-        config = from_namespace(model_efficiency.ModelBenchConfig, _without(args, "command"))
         rows = model_efficiency.run(config)
         print(model_efficiency.markdown_table(rows, config))
-        print(f"\nwrote {config.out / 'model_efficiency.json'}")
+    elif args.command == "prepare":
+        print(prepare_throughput.markdown_table(prepare_throughput.run(config)))
+    elif args.command == "train":
+        print(train_throughput.markdown_table(train_throughput.run(config)))
+    print(f"\nwrote figures under {config.out}")
     return 0
 
 

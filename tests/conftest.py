@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -112,10 +113,10 @@ def ray_head(s3_endpoint):
          f"--ray-client-server-port={free_port()}"],
         env=env, check=True, capture_output=True, timeout=180,
     )
-    _wait_for_job_agent(f"http://127.0.0.1:{dashboard}", env)
     saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
     os.environ.update(RAY_AUTH_MODE=env["RAY_AUTH_MODE"], RAY_AUTH_TOKEN=env["RAY_AUTH_TOKEN"])
     try:
+        _wait_for_job_agent(f"http://127.0.0.1:{dashboard}", env)
         yield f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}", env
     finally:
         for key, value in saved.items():
@@ -129,6 +130,7 @@ def ray_head(s3_endpoint):
         _, alive = psutil.wait_procs(ours, timeout=5)
         for process in alive:  # the GCS server ignores SIGTERM
             process.kill()
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 def _wait_for_job_agent(dashboard: str, env: dict, timeout: float = 120.0) -> None:
