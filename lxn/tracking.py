@@ -62,7 +62,13 @@ class TrackingError(RuntimeError):
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
-    return uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    """The argument, else MLFLOW_TRACKING_URI, else `sqlite:///mlflow.db`; a relative sqlite path
+    is made absolute, because Ray workers that log or load models run in other directories."""
+    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        uri = prefix + str(Path(uri[len(prefix):]).resolve())
+    return uri
 
 
 def redact_uri(uri: str) -> str:

@@ -10,8 +10,10 @@ the dataset (only small per-image columns reach the driver):
    hash, per-channel pixel sums for mean/std, and a re-encoded JPEG with a bounded longer side
    -> `_staging/loaded/*.parquet`.
 3. decide (driver, numpy on small columns): exact and near duplicates grouped by multi-index
-   hashing + union-find (no all-pairs pass), one representative kept per group, then a
-   group-aware, class-stratified split with the seed; mean/std of the train split.
+   hashing + union-find (no all-pairs pass), optionally merged with the pairs an embedding
+   model finds (`embedding_model`: a Ray Data actor pass writes one float16 vector per image,
+   random-hyperplane LSH pairs them), one representative kept per group, then a group-aware,
+   class-stratified split with the seed; mean/std of the train split.
 4. write (Ray Data map, parallel): the kept rows with their split -> `OUT/split=<name>/`, then
    `quarantine.json` and, last, `manifest.json`.
 
@@ -73,6 +75,9 @@ class PrepareConfig:
     jpeg_quality: int = setting(90, "quality of the stored JPEG")
     max_pixels: int = setting(80_000_000, "decompression-bomb cap: larger declared images are quarantined")
     max_bytes: int = setting(50 * 2**20, "files larger than this are quarantined (too_large)")
+    embedding_model: str | None = setting(None, "near duplicates by embedding too: an lxn model (models:/name@alias or a logged model dir) whose 1280-d embedding stands in for the paper's CLIP")
+    embedding_threshold: float = setting(0.985, "cosine at or above which two embeddings are near duplicates (the paper's CLIP threshold)")
+    tracking_uri: str | None = setting(None, "MLflow tracking URI for --embedding-model (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     listing_chunk: int = setting(100_000, "rows per listing file (bounds the driver's memory)")
     batch_size: int = setting(64, "images per Ray Data batch")
 
@@ -196,8 +201,11 @@ class _Decision:
     quarantine: list[dict[str, Any]]
 
 
-def _decide(table: pa.Table, rows: int, classes: list[str], config: PrepareConfig) -> _Decision:
-    """Dedup, split and normalisation statistics from the small per-image columns."""
+def _decide(table: pa.Table, rows: int, classes: list[str], config: PrepareConfig,
+            embedding_pairs: np.ndarray | None = None) -> _Decision:
+    """Dedup, split and normalisation statistics from the small per-image columns.
+
+    `embedding_pairs` are (row id, row id) pairs from the optional embedding pass."""
     from lxn.data import dedup, split
 
     row_id = table["row_id"].to_numpy()
@@ -218,6 +226,14 @@ def _decide(table: pa.Table, rows: int, classes: list[str], config: PrepareConfi
     pixels = (table["width"].filter(pa.array(ok)).to_numpy().astype(np.float64)
               * table["height"].filter(pa.array(ok)).to_numpy())
     groups = dedup.near_duplicate_groups(hashes, config.near_duplicate_radius)
+    merged_by_embedding = 0
+    if embedding_pairs is not None and len(embedding_pairs):
+        position = np.full(rows, -1, dtype=np.int64)
+        position[good_rows] = np.arange(len(good_rows))
+        pairs = position[embedding_pairs]
+        before = len(np.unique(groups))
+        groups = dedup.groups_from_pairs(len(good_rows), pairs[(pairs >= 0).all(axis=1)], groups=groups)
+        merged_by_embedding = before - len(np.unique(groups))
     keep = dedup.pick_representatives(groups, sizes=pixels, labels=labels, on_label_conflict=config.label_conflicts)
     stats = dedup.duplicate_stats(groups, hashes=hashes, labels=labels, keep=keep)
 
@@ -226,6 +242,9 @@ def _decide(table: pa.Table, rows: int, classes: list[str], config: PrepareConfi
     # must not have a sibling in another split either (it has none: only one member is kept).
     stats["leakage"] = split.leakage_report(groups[keep], codes)
     stats["radius"] = config.near_duplicate_radius
+    if embedding_pairs is not None:
+        stats["embedding"] = {"model": config.embedding_model, "threshold": config.embedding_threshold,
+                              "pairs": int(len(embedding_pairs)), "groups_merged": int(merged_by_embedding)}
     stats["label_conflicts_policy"] = config.label_conflicts
 
     split_of_row = np.full(rows, -1, dtype=np.int8)
@@ -253,6 +272,59 @@ def _decide(table: pa.Table, rows: int, classes: list[str], config: PrepareConfi
         {"counts": counts, "mean": mean.tolist(), "std": std.tolist(), "duplicates": stats},
         quarantine,
     )
+
+
+class _Embed:
+    """Ray Data actor: one L2-normalised float16 embedding per stored image, model loaded once."""
+
+    def __init__(self, model_uri: str, tracking_uri: str | None) -> None:
+        from lxn.tracking import load_model, rebuild_eager
+
+        loaded = load_model(model_uri, tracking_uri)
+        self.preset = loaded.preset
+        self.model = rebuild_eager(loaded.module, loaded.model_config, loaded.preset).eval()
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        import io
+
+        import torch
+        from PIL import Image
+
+        pixels = np.stack([self.preset.resize(np.asarray(Image.open(io.BytesIO(b)).convert("RGB")))
+                           for b in table["image"].to_pylist()])
+        with torch.inference_mode():
+            x = self.model.preprocess(torch.from_numpy(pixels))
+            embedding = self.model.model.forward_head(self.model.model.forward_features(x), pre_logits=True)
+            embedding = torch.nn.functional.normalize(embedding, dim=1).to(torch.float16).numpy()
+        return pa.table({"row_id": table["row_id"], "embedding": pa.array(list(embedding), pa.list_(pa.float16()))})
+
+
+def _embedding_pairs(loaded_path: str, loaded_fs, staging: str, config: PrepareConfig) -> np.ndarray:
+    """(row id, row id) pairs whose embeddings have cosine >= the threshold (random-hyperplane
+    LSH, verified exactly). The driver holds N x 1280 float16 (2.5 KB per image, 5.6 GB for
+    WebLogo-2M: run this pass on a head node sized for it, or on a subset)."""
+    import pyarrow.dataset as pads
+    import ray.data
+    from ray.data.expressions import col
+
+    from lxn.data import dedup
+    from lxn.tracking import resolve_tracking_uri
+
+    out_fs, out_path = storage.arrow_filesystem(storage.join(staging, "embeddings"))
+    (
+        ray.data.read_parquet(loaded_path, filesystem=loaded_fs)
+        .filter(expr=col("status") == "ok")
+        .select_columns(["row_id", "image"])
+        .map_batches(_Embed, fn_constructor_args=(config.embedding_model, resolve_tracking_uri(config.tracking_uri)),
+                     batch_format="pyarrow", batch_size=config.batch_size,
+                     compute=ray.data.ActorPoolStrategy(min_size=1, max_size=2))
+        .write_parquet(out_path, filesystem=out_fs)
+    )
+    table = pads.dataset(out_path, filesystem=out_fs, format="parquet").to_table().sort_by("row_id")
+    row_id = table["row_id"].to_numpy()
+    embeddings = np.stack(table["embedding"].to_numpy(zero_copy_only=False)).astype(np.float32)
+    pairs = dedup.embedding_duplicate_pairs(embeddings, config.embedding_threshold, method="lsh")
+    return row_id[pairs] if len(pairs) else np.zeros((0, 2), dtype=np.int64)
 
 
 # ---------------------------------------------------------------------------- stage 4: write
@@ -349,7 +421,10 @@ def run(config: PrepareConfig) -> Manifest:
         first = small.filter(pc.equal(small["status"], "error")).slice(0, 3)
         reasons = "; ".join(f"{u}: {r}" for u, r in zip(first["source_uri"].to_pylist(), first["error"].to_pylist()))
         raise ValueError(f"none of the {rows} listed files is a usable image (e.g. {reasons})")
-    decision = _decide(small, rows, classes, config)
+    embedding_pairs = None
+    if config.embedding_model:
+        embedding_pairs = _embedding_pairs(loaded_path, loaded_fs, staging, config)
+    decision = _decide(small, rows, classes, config, embedding_pairs)
     del small
 
     class_index = {name: i for i, name in enumerate(classes)}

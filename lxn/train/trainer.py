@@ -291,14 +291,6 @@ def _absolute(uri: str) -> str:
     return uri if storage.is_s3(uri) else storage.normalize_uri(uri)
 
 
-def _absolute_tracking_uri(uri: str) -> str:
-    """Workers run in other directories: a relative sqlite path must become absolute."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        return prefix + str(Path(uri[len(prefix):]).resolve())
-    return uri
-
-
 def _check_writable(root: str) -> None:
     """Fail before training if checkpoints could not be written (wrong bucket, no credentials)."""
     probe = root.rstrip("/") + "/.lxn-write-probe"
@@ -320,7 +312,7 @@ def run(config: TrainConfig) -> TrainResult:
     data = _absolute(config.data)
     manifest = read_manifest(data)
     manifest.check_trainable()
-    tracking_uri = check_tracking(_absolute_tracking_uri(resolve_tracking_uri(config.tracking_uri)))
+    tracking_uri = check_tracking(config.tracking_uri)
     checkpoint_root = _absolute(config.storage)
     _check_writable(checkpoint_root)
 

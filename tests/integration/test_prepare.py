@@ -152,3 +152,27 @@ def test_rerun_into_the_same_output_is_safe_and_identical(bucket_dataset, prepar
     assert {u: r["split"] for u, r in _rows(out + "-seed8").items()} != {u: r["split"] for u, r in rows.items()}
     totals = lambda m: {c: sum(m.counts[s][c] for s in SPLITS) for c in m.classes}  # noqa: E731
     assert totals(different_seed) == totals(manifest)  # the same images kept, split differently
+
+
+def test_embedding_pass_merges_what_the_model_finds_alike(bucket_dataset, tmp_path):
+    """An lxn model's embedding as the pluggable near-duplicate pass: at cosine 1 only identical
+    pictures pair up (already grouped by their equal hashes: nothing new merges); at -1 every
+    pair does and the whole dataset becomes one group."""
+    from lxn.models import create_model
+    from lxn.presets import Preset
+    from lxn.tracking import RunTracker, log_model
+
+    source, out, names, *_ = bucket_dataset
+    store = f"sqlite:///{tmp_path}/mlflow.db"
+    tracker = RunTracker.start("lxn-test", "embedder", store)
+    log_model(tracker, create_model("logoxpertnet", num_classes=len(names), width_mult=0.5).eval(),
+              preset=Preset(image_size=64), class_names=names,
+              model_config={"name": "logoxpertnet", "num_classes": len(names), "width_mult": 0.5},
+              registered_model="embedder", alias="champion")
+    common = dict(source=[source], embedding_model="models:/embedder@champion", tracking_uri=store,
+                  label_conflicts="keep", near_duplicate_radius=0)
+    strict = run(PrepareConfig(out=out + "-emb-strict", embedding_threshold=1.0, **common))
+    assert strict.duplicates["embedding"]["groups_merged"] == 0
+    loose = run(PrepareConfig(out=out + "-emb-loose", embedding_threshold=-1.0, **common))
+    assert loose.duplicates["embedding"]["pairs"] > 0
+    assert loose.duplicates["groups"] == 1 and sum(loose.split_size(s) for s in SPLITS) == 1
