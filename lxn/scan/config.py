@@ -51,7 +51,7 @@ class ScanConfig:
     batch_size: int = setting(32, "images per model call (and per Ray Data batch)")
     actors: int = setting(1, "predictor actors (ActorPoolStrategy size); each loads the model once")
     actor_cpus: float = setting(1.0, "CPUs reserved per predictor actor (leave at least one CPU of the cluster for decoding)")
-    model_threads: int = setting(0, "torch intra-op threads per predictor actor on the CPU (0: torch's default for the actor)")
+    model_threads: int = setting(0, "torch intra-op threads per predictor actor on the CPU (0: Ray's default, the actor's CPUs)")
     device: Literal["auto", "cpu", "cuda"] = setting("auto", "predictor device: auto uses one GPU per actor when the cluster has GPUs")
     fetch_threads: int = setting(8, "concurrent fetches within a decode task (hides S3 latency)")
     max_bytes: int = setting(DEFAULT_MAX_BYTES, "objects larger than this are not fetched: an error row (too_large)")

@@ -299,10 +299,6 @@ def read_listing_stats(directory: str) -> ListingStats | None:
         return None
 
 
-def listing_files(directory: str) -> list[str]:
-    return list_files(directory)
-
-
 def write_pending(listing: str, pending: str, done: np.ndarray) -> int:
     """Stage the listing's rows whose ids are not in sorted `done` into `pending`; returns how many."""
     storage.delete_prefix(pending)

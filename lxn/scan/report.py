@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 import lxn
@@ -57,8 +58,12 @@ __all__ = [
     "Layout",
     "StagedResults",
     "list_files",
+    "read_table",
+    "table_bytes",
     "staged_row_ids",
     "read_manifest",
+    "committed_scans",
+    "unfinished_scans",
     "write_intent",
     "finish_commit",
     "recover",
@@ -258,16 +263,19 @@ class _Tally:
         self.no_brand = 0
         self.covered: list[np.ndarray] = []
 
+    @staticmethod
+    def _values(column: pa.ChunkedArray) -> Counter[str]:
+        counts = pc.value_counts(column.drop_null())
+        return Counter(dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())))
+
     def add(self, table: pa.Table) -> None:
-        status = np.asarray(table["status"].to_pylist(), dtype=object)
-        kinds = table["error_kind"].to_pylist()
-        brands = table["brand"].to_pylist()
-        self.status.update(status.tolist())
-        self.errors.update(k for k in kinds if k is not None)
-        self.brands.update(b for b in brands if b is not None)
-        self.no_brand += sum(1 for s, b in zip(status, brands) if s == "ok" and b is None)
-        settled = (status == "ok") | np.isin(np.asarray(kinds, dtype=object), list(SETTLED_ERROR_KINDS))
-        self.covered.append(table["key_hash"].to_numpy()[settled])
+        ok = pc.equal(table["status"], "ok")
+        self.status.update(self._values(table["status"]))
+        self.errors.update(self._values(table["error_kind"]))
+        self.brands.update(self._values(table["brand"]))
+        self.no_brand += pc.sum(pc.and_(ok, pc.is_null(table["brand"]))).as_py() or 0
+        settled = pc.or_(ok, pc.fill_null(pc.is_in(table["error_kind"], pa.array(sorted(SETTLED_ERROR_KINDS))), False))
+        self.covered.append(table["key_hash"].filter(settled).to_numpy())
 
     def counts(self) -> dict[str, Any]:
         return {

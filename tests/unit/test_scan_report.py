@@ -5,7 +5,7 @@ import json
 import os
 
 import duckdb
-import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pads
 import pytest
@@ -105,6 +105,8 @@ def test_commit_publishes_one_report_that_every_reader_sees(tmp_path):
 
     table = pads.dataset(str(out), format="parquet", partitioning="hive").to_table()
     assert table.num_rows == 14 and table.schema.names == [*REPORT_SCHEMA.names, "dt"]
+    frame = pd.read_parquet(out)
+    assert len(frame) == 14 and frame["dt"].astype(str).unique().tolist() == ["2025-06-01"]
     assert sorted(table["uri"].to_pylist()) == sorted(listing["uri"].to_pylist())
     glob = f"{out}/dt=*/*.parquet"
     counts = duckdb.sql(f"select dt, status, count(*) from read_parquet('{glob}', hive_partitioning=true) "
