@@ -104,16 +104,10 @@ def run(config: ScanConfig) -> ScanResult:
             stats = _list(config, layout, scan_id, sources, manifest)
         else:
             log.info("scan %s: reusing its staged listing (%d objects to scan)", scan_id, stats.rows)
-        done = staged_row_ids(layout, scan_id)
-        if len(done):
-            pending = listing_mod.write_pending(layout.listing(scan_id), layout.pending(scan_id), done)
-            inputs = list_files(layout.pending(scan_id))
-            log.info("scan %s: resuming, %d rows already staged, %d to go", scan_id, len(done), pending)
-        else:
-            pending, inputs = stats.rows, list_files(layout.listing(scan_id))
-        throughput = _scan(config, layout, scan_id, inputs, pending, preset, class_names, ref.uri, tracking_uri) \
+        inputs, pending, resumed = _pending(layout, scan_id, stats.rows)
+        throughput = _scan(config, layout, scan_id, inputs, pending, preset, ref.uri, tracking_uri) \
             if pending else {"rows": 0}
-        throughput["resumed_rows"] = int(len(done))
+        throughput["resumed_rows"] = resumed
         throughput["wall_s"] = round(time.monotonic() - started, 3)
 
         write_intent(layout, scan_id, {
@@ -135,9 +129,23 @@ def run(config: ScanConfig) -> ScanResult:
         _log_summary(tracker, result)
         tracker.finish()
     except BaseException:
-        tracker.finish("FAILED")
+        try:
+            tracker.finish("FAILED")
+        except Exception:  # noqa: BLE001 - the scan's own error is the one to report
+            log.exception("could not mark MLflow run %s as failed", tracker.run_id)
         raise
     return ScanResult(scan_id, result, recovered=[m["scan_id"] for m in recovered])
+
+
+def _pending(layout: Layout, scan_id: str, listed: int) -> tuple[list[str], int, int]:
+    """The staged listing files still to scan, how many rows they hold, and how many rows an
+    earlier attempt of the scan already staged."""
+    done = staged_row_ids(layout, scan_id)
+    if not len(done):
+        return list_files(layout.listing(scan_id)), listed, 0
+    pending = listing_mod.write_pending(layout.listing(scan_id), layout.pending(scan_id), done)
+    log.info("scan %s: resuming, %d rows already staged, %d to go", scan_id, len(done), pending)
+    return list_files(layout.pending(scan_id)), pending, int(len(done))
 
 
 def _list(config: ScanConfig, layout: Layout, scan_id: str, sources: list[str], manifest: str | None):
@@ -164,7 +172,7 @@ def _ensure_ray(address: str | None) -> None:
         ray.init(address=address)
 
 
-def _scan(config: ScanConfig, layout: Layout, scan_id: str, inputs: list[str], pending: int, preset, class_names,
+def _scan(config: ScanConfig, layout: Layout, scan_id: str, inputs: list[str], pending: int, preset,
           model_uri: str, tracking_uri: str) -> dict[str, Any]:
     """Run the Ray Data pipeline over the staged listing files `inputs`, staging results."""
     import ray
@@ -297,9 +305,12 @@ def format_summary(manifest: dict[str, Any], *, top: int = 15) -> str:
         "objects: " + ", ".join(f"{k} {v}" for k, v in counts.items()),
     ]
     if throughput.get("rows"):
+        steady = throughput.get("steady_images_per_s")
         lines.append(
-            f"throughput: {throughput.get('images_per_s')} images/s over the pipeline "
-            f"({throughput.get('steady_images_per_s')} after the first result), wall {throughput.get('wall_s')} s"
+            f"throughput: {throughput.get('images_per_s')} images/s over the pipeline"
+            + (f" ({steady} after the first result)" if steady else "")
+            + f", wall {throughput.get('wall_s')} s"
+            + (f", {throughput['resumed_rows']} rows from an earlier attempt" if throughput.get("resumed_rows") else "")
         )
     brands = list(manifest.get("brands", {}).items())
     if brands:
