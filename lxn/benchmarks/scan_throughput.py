@@ -231,6 +231,7 @@ def _run(config: ScanBenchConfig, work: Path) -> dict[str, Any]:
     throughput = []
     bucket = _bucket(work, config.images, originals)
     for threads in config.threads:
+        load_before = os.getloadavg()[0]
         before = _model_throughput(model, store, threads=threads, batch_size=config.batch_size,
                                    seconds=config.baseline_seconds)
         out, scan_id = work / f"reports-t{threads}", f"bench-throughput-t{threads}"
@@ -255,6 +256,8 @@ def _run(config: ScanBenchConfig, work: Path) -> dict[str, Any]:
             "ratio_pipeline": round(figures["images_per_s"] / model_alone, 3),
             "peak_driver_rss_mib": round(peak["driver_rss"] / 2**20, 1),
             "peak_tree_pss_mib": round(peak["tree_pss"] / 2**20, 1),
+            # other processes on the machine: the 1-minute load average before and after
+            "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         })
 
     memory = []
@@ -295,14 +298,15 @@ def markdown_table(result: dict[str, Any]) -> str:
         f"{config['batch_size']}, on {result['machine']['cpus']} CPUs; 640x480 JPEGs from local disk; "
         "scan = jobs/scan.py with one predictor actor",
         "",
-        "| torch threads | model alone img/s (before, after) | scan img/s (steady) | ratio | scan img/s (incl. actor start) | first result s | peak tree PSS MiB |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| torch threads | model alone img/s (before, after) | scan img/s (steady) | ratio | scan img/s (incl. actor start) | first result s | peak tree PSS MiB | load avg (before, after) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in result["throughput"]:
         b, a = r["model_before_after"]
         lines.append(f"| {r['threads']} | {r['model_images_per_s']:.1f} ({b:.1f}, {a:.1f}) | "
                      f"{r['scan_steady_images_per_s']:.1f} | {r['ratio_steady']:.0%} | "
-                     f"{r['scan_pipeline_images_per_s']:.1f} | {r['scan_first_result_s']:.1f} | {r['peak_tree_pss_mib']:.0f} |")
+                     f"{r['scan_pipeline_images_per_s']:.1f} | {r['scan_first_result_s']:.1f} | {r['peak_tree_pss_mib']:.0f} | "
+                     f"{r['load_average'][0]:.1f}, {r['load_average'][1]:.1f} |")
     lines += ["", f"Peak memory by bucket size ({result['memory'][0]['image_size'] if result['memory'] else '-'} px model):", "",
               "| objects | peak driver RSS MiB | peak tree PSS MiB | scan img/s (steady) | wall s |",
               "|---:|---:|---:|---:|---:|"]
