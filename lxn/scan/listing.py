@@ -48,6 +48,7 @@ __all__ = [
     "Entry",
     "ListingStats",
     "check_sources",
+    "outside",
     "iter_sources",
     "iter_manifest",
     "write_listing",
@@ -94,16 +95,32 @@ class ListingStats:
         return dataclasses.asdict(self)
 
 
-def check_sources(sources: Sequence[str]) -> list[str]:
-    """Normalised source URIs; rejects repeats and nesting (which would list objects twice)."""
+def _as_dir(uri: str) -> str:
+    return uri.rstrip("/") + "/"
+
+
+def check_sources(sources: Sequence[str], out: str | None = None) -> list[str]:
+    """Normalised source URIs; rejects repeats and nesting (which would list objects twice) and
+    a source inside the report root `out` (the scan would read its own reports)."""
     normalised = [storage.normalize_uri(s) for s in sources]
-    as_dirs = [s.rstrip("/") + "/" for s in normalised]
+    as_dirs = [_as_dir(s) for s in normalised]
     for i, a in enumerate(as_dirs):
         for j, b in enumerate(as_dirs):
             if i != j and b.startswith(a):
                 raise ValueError(f"--source {normalised[j]} is inside --source {normalised[i]}: "
                                  "its objects would be scanned twice; give only the outer one")
+        if out is not None and a.startswith(_as_dir(storage.normalize_uri(out))):
+            raise ValueError(f"--source {normalised[i]} is inside --out {out}: give the report root its own prefix")
     return normalised
+
+
+def outside(entries: Iterable[Entry], out: str) -> Iterator[Entry]:
+    """`entries` minus the objects below the report root `out` (a source that contains the
+    report root must not scan the reports, staging and summaries it holds)."""
+    prefix = _as_dir(storage.normalize_uri(out))
+    for entry in entries:
+        if not entry.uri.startswith(prefix):
+            yield entry
 
 
 class _Filter:

@@ -71,9 +71,9 @@ def run(config: ScanConfig) -> ScanResult:
     started = time.monotonic()
     if not config.source and not config.manifest:
         raise ValueError("nothing to scan: give --source PREFIX (repeatable) or --manifest FILE")
-    sources = listing_mod.check_sources(config.source)
-    manifest = storage.normalize_uri(config.manifest) if config.manifest else None
     layout = Layout(config.out)
+    sources = listing_mod.check_sources(config.source, out=layout.out)
+    manifest = storage.normalize_uri(config.manifest) if config.manifest else None
     date = scan_date(config)
     tracking_uri = check_tracking(config.tracking_uri)
     ref = resolve_model_uri(config.model, tracking_uri)  # once: every row records this version
@@ -159,7 +159,8 @@ def _list(config: ScanConfig, layout: Layout, scan_id: str, sources: list[str], 
         entries = listing_mod.iter_sources(sources, extensions=config.extension_filter, min_size=config.min_size,
                                            max_size=config.max_size)
     started = time.monotonic()
-    stats = listing_mod.write_listing(entries, layout.listing(scan_id), covered=covered, chunk_rows=config.listing_chunk)
+    stats = listing_mod.write_listing(listing_mod.outside(entries, layout.out), layout.listing(scan_id),
+                                      covered=covered, chunk_rows=config.listing_chunk)
     log.info("scan %s: listed %d objects in %.1fs; %d unchanged since a committed scan, %d to scan",
              scan_id, stats.listed, time.monotonic() - started, stats.skipped_unchanged, stats.rows)
     return stats

@@ -12,6 +12,7 @@ from lxn.scan.listing import (
     Entry,
     check_sources,
     iter_manifest,
+    outside,
     iter_sources,
     read_listing_stats,
     write_listing,
@@ -37,6 +38,18 @@ def test_nested_or_repeated_sources_are_refused(tmp_path):
         check_sources([str(tmp_path / "a"), str(tmp_path / "a" / "b")])
     with pytest.raises(ValueError, match="inside"):
         check_sources(["s3://bucket/x", "s3://bucket/x/"])
+
+
+def test_a_report_root_inside_a_source_is_not_scanned(tree):
+    (tree / "reports" / "dt=2025-01-01").mkdir(parents=True)
+    (tree / "reports" / "dt=2025-01-01" / "scan-x.parquet").write_bytes(b"PAR1")
+    (tree / "reports-old.jpg").write_bytes(b"x")
+    entries = outside(iter_sources([str(tree)], extensions=None), str(tree / "reports"))
+    assert sorted(os.path.relpath(e.uri, tree) for e in entries) == [
+        "a/1.jpg", "a/2.PNG", "a/notes.txt", "b/3.jpeg", "b/4.jpg", "reports-old.jpg"]
+    assert check_sources([str(tree)], out=str(tree / "reports")) == [str(tree)]
+    with pytest.raises(ValueError, match="inside --out"):
+        check_sources([str(tree / "reports" / "dt=2025-01-01")], out=str(tree / "reports"))
 
 
 def test_sources_are_filtered_by_extension_and_size(tree):
