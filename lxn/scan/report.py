@@ -10,7 +10,9 @@ Layout (OUT is `--out`; `<id>` the scan id, `<date>` its `--date`)::
 
 Readers see whole scans or nothing. The report of a scan is a single file that appears at once:
 it is written in staging and then moved into its partition (a rename on a local disk; a
-server-side copy on S3, where an object becomes visible only when the copy completes). Readers
+server-side copy on S3, where an object becomes visible only when the copy completes; pyarrow
+copies with one CopyObject request, so a report file can be at most 5 GB, tens of millions of
+rows). Readers
 skip the rest: pyarrow ignores paths starting with `_` or `.`, and the DuckDB glob
 `OUT/dt=*/*.parquet` matches only reports.
 
