@@ -3,6 +3,7 @@
     python jobs/benchmark.py model --out DIR     # Table 7: params, GFLOPs, CPU/GPU speed
     python jobs/benchmark.py prepare --out DIR   # prepare throughput, memory at 10k vs 50k images
     python jobs/benchmark.py train --out DIR     # Ray Train vs a plain PyTorch loop, 1 vs 2 workers
+    python jobs/benchmark.py scan --out DIR      # scan throughput vs the model alone; memory vs bucket size
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lxn.benchmarks import model_efficiency, prepare_throughput, train_throughput
+from lxn.benchmarks import model_efficiency, prepare_throughput, scan_throughput, train_throughput
 from lxn.config import add_arguments, from_namespace
 
 BENCHMARKS = {
     "model": ("model efficiency table (the paper's Table 7)", model_efficiency.ModelBenchConfig),
     "prepare": ("prepare-job throughput and peak memory", prepare_throughput.PrepareBenchConfig),
     "train": ("training throughput: Ray Train vs plain PyTorch", train_throughput.TrainBenchConfig),
+    "scan": ("scan throughput against the model alone, and peak memory", scan_throughput.ScanBenchConfig),
 }
 
 
@@ -28,12 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = from_namespace(BENCHMARKS[args.command][1], _without(args, "command"))
     if args.command == "model":
-        rows = model_efficiency.run(config)
-        print(model_efficiency.markdown_table(rows, config))
+        print(model_efficiency.markdown_table(model_efficiency.run(config), config))
     elif args.command == "prepare":
         print(prepare_throughput.markdown_table(prepare_throughput.run(config)))
     elif args.command == "train":
         print(train_throughput.markdown_table(train_throughput.run(config)))
+    elif args.command == "scan":
+        print(scan_throughput.markdown_table(scan_throughput.run(config)))
     print(f"\nwrote figures under {config.out}")
     return 0
 

@@ -70,6 +70,7 @@ __all__ = [
     "write_bytes",
     "write_text",
     "exists",
+    "object_info",
     "delete",
     "delete_prefix",
     "arrow_filesystem",
@@ -665,6 +666,21 @@ def exists(uri: str | os.PathLike[str]) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def object_info(uri: str | os.PathLike[str]) -> ObjectInfo:
+    """The `ObjectInfo` of one object or regular file, as `iter_objects` would list it (one HEAD
+    request on S3, no body). Missing -> FileNotFoundError naming the URI."""
+    target = normalize_uri(uri)
+    if not target.startswith(_S3_SCHEME):
+        st = os.stat(target)
+        if not stat.S_ISREG(st.st_mode):
+            raise IsADirectoryError(f"{target} is not a regular file")
+        return _local_info(target, st)
+    bucket, key = _object_key(target)
+    client = s3_client()
+    head = _s3_call(target, lambda: client.head_object(Bucket=bucket, Key=key))
+    return ObjectInfo(target, int(head["ContentLength"]), head.get("ETag", "").strip('"'), head["LastModified"])
 
 
 def delete(uri: str | os.PathLike[str]) -> None:

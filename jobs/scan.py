@@ -1,0 +1,33 @@
+"""The nightly brand-monitoring scan.
+
+    python jobs/scan.py --source s3://bucket/prefix [--source ...] --model models:/logoxpertnet@champion \
+        --out s3://reports/brand-scans
+
+    ray job submit --working-dir . -- python jobs/scan.py --source ... --out ...
+
+Re-running the same command resumes a killed scan (or does nothing if it is committed); see
+lxn/scan/pipeline.py for the stages and lxn/scan/report.py for the report's schema and layout.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from lxn.scan.config import parse_scan_config
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_scan_config(argv, description=__doc__)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from lxn.scan.pipeline import format_summary, run
+
+    result = run(config)
+    if result.already_committed:
+        print(f"scan {result.scan_id} was already committed; its summary:")
+    print(format_summary(result.manifest))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,390 @@
+"""The scan report: its schema, its layout under the report root, staging and the atomic commit.
+
+Layout (OUT is `--out`; `<id>` the scan id, `<date>` its `--date`)::
+
+    OUT/dt=<date>/scan-<id>.parquet     the report: one file per scan, all its rows
+    OUT/dt=<date>/_scan-<id>.json       the scan's summary (counts, brands, errors, throughput)
+    OUT/_scans/<id>/_SUCCESS            JSON manifest (the summary plus the report's size), last
+    OUT/_scans/<id>/covered.parquet     what the scan covered, for incremental scans (state.py)
+    OUT/_staging/<id>/                  a scan in progress; removed once it is committed
+
+Readers see whole scans or nothing. The report of a scan is a single file that appears at once:
+it is written in staging and then moved into its partition (a rename on a local disk; a
+server-side copy on S3, where an object becomes visible only when the copy completes; pyarrow
+copies with one CopyObject request, so a report file can be at most 5 GB, tens of millions of
+rows). Readers
+skip the rest: pyarrow ignores paths starting with `_` or `.`, and the DuckDB glob
+`OUT/dt=*/*.parquet` matches only reports.
+
+Staging, resume and commit:
+
+* `_staging/<id>/listing/` holds the objects to scan (written once, reused by every attempt),
+  `results/` the result rows, staged by the driver in parts of at most `--checkpoint-rows`
+  rows, each part written whole (a killed job leaves whole parts only). A re-run of the scan
+  skips the rows its parts hold, so at most one part's worth of work is redone.
+* When every listed row has a result, `_COMMIT.json` (the intent: scan settings, listing
+  counts, throughput) is written; from then on the scan is finished and only has to be
+  published. `finish_commit` checks that the parts hold every listed row exactly once, merges
+  them into the report, moves it into place, writes the summary, `covered.parquet` and finally
+  `_SUCCESS`, then deletes the staging. Every step can be repeated: a job killed anywhere in
+  there leaves an intent that the next scan job on the same OUT (any scan) finishes first.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import io
+import json
+import logging
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+import lxn
+from lxn import storage
+from lxn.images import ERROR_KINDS
+
+__all__ = [
+    "REPORT_SCHEMA",
+    "STAGED_SCHEMA",
+    "FETCH_ERROR_KINDS",
+    "SETTLED_ERROR_KINDS",
+    "Layout",
+    "StagedResults",
+    "list_files",
+    "read_table",
+    "table_bytes",
+    "staged_row_ids",
+    "read_manifest",
+    "committed_scans",
+    "unfinished_scans",
+    "write_intent",
+    "finish_commit",
+    "recover",
+]
+
+log = logging.getLogger(__name__)
+
+# Errors of the fetch rather than of the bytes. These rows are not "covered": the next
+# incremental scan tries the object again.
+FETCH_ERROR_KINDS: dict[str, str] = {
+    "missing": "the object was listed but is gone (deleted between listing and fetch)",
+    "forbidden": "access denied to the object",
+    "unreadable": "the fetch failed after retries (network, throttling, server errors)",
+}
+# Errors that the same bytes will always give: the object is settled until its ETag changes.
+SETTLED_ERROR_KINDS = frozenset(ERROR_KINDS)
+
+_UTC_US = pa.timestamp("us", tz="UTC")
+
+REPORT_SCHEMA = pa.schema(
+    [
+        pa.field("scan_id", pa.string(), nullable=False),
+        pa.field("uri", pa.string(), nullable=False),
+        pa.field("etag", pa.string()),
+        pa.field("size", pa.int64()),
+        pa.field("last_modified", _UTC_US),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("status", pa.string(), nullable=False),
+        pa.field("error_kind", pa.string()),
+        pa.field("error", pa.string()),
+        pa.field("brand", pa.string()),
+        pa.field("confidence", pa.float32()),
+        pa.field("top_brands", pa.list_(pa.string())),
+        pa.field("top_probs", pa.list_(pa.float32())),
+        pa.field("box_x0", pa.int32()),
+        pa.field("box_y0", pa.int32()),
+        pa.field("box_x1", pa.int32()),
+        pa.field("box_y1", pa.int32()),
+        pa.field("model_name", pa.string(), nullable=False),
+        pa.field("model_version", pa.string(), nullable=False),
+        pa.field("scanned_at", _UTC_US, nullable=False),
+    ]
+)
+# What the predictor returns and the driver stages: the listing's row id and (uri, etag) hash first.
+STAGED_SCHEMA = pa.schema(
+    [pa.field("row_id", pa.int64(), nullable=False), pa.field("key_hash", pa.uint64(), nullable=False),
+     *REPORT_SCHEMA]
+)
+
+_ROW_GROUP_ROWS = 128_000
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Where everything of a report root lives (see the module docstring)."""
+
+    out: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "out", storage.normalize_uri(self.out))
+
+    def partition(self, date: str) -> str:
+        return storage.join(self.out, f"dt={date}")
+
+    def report(self, date: str, scan_id: str) -> str:
+        return storage.join(self.partition(date), f"scan-{scan_id}.parquet")
+
+    def summary(self, date: str, scan_id: str) -> str:
+        return storage.join(self.partition(date), f"_scan-{scan_id}.json")
+
+    def scans(self) -> str:
+        return storage.join(self.out, "_scans")
+
+    def success(self, scan_id: str) -> str:
+        return storage.join(self.scans(), scan_id, "_SUCCESS")
+
+    def covered(self, scan_id: str) -> str:
+        return storage.join(self.scans(), scan_id, "covered.parquet")
+
+    def staging_root(self) -> str:
+        return storage.join(self.out, "_staging")
+
+    def staging(self, scan_id: str) -> str:
+        return storage.join(self.staging_root(), scan_id)
+
+    def listing(self, scan_id: str) -> str:
+        return storage.join(self.staging(scan_id), "listing")
+
+    def pending(self, scan_id: str) -> str:
+        return storage.join(self.staging(scan_id), "pending")
+
+    def results(self, scan_id: str) -> str:
+        return storage.join(self.staging(scan_id), "results")
+
+    def intent(self, scan_id: str) -> str:
+        return storage.join(self.staging(scan_id), "_COMMIT.json")
+
+    def staged_report(self, scan_id: str) -> str:
+        return storage.join(self.staging(scan_id), "report.parquet")
+
+
+def list_files(directory: str, suffix: str = ".parquet") -> list[str]:
+    """The files directly or indirectly below `directory` ending in `suffix`, sorted; [] if none."""
+    try:
+        return sorted(info.uri for info in storage.iter_objects(directory) if info.uri.endswith(suffix))
+    except FileNotFoundError:
+        return []
+
+
+def table_bytes(table: pa.Table) -> bytes:
+    """`table` as Parquet bytes (zstd), for writes that must land whole (`storage.write_bytes`)."""
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+def read_table(uri: str, columns: list[str] | None = None) -> pa.Table:
+    return pq.read_table(io.BytesIO(storage.read_bytes(uri)), columns=columns)
+
+
+class StagedResults:
+    """The driver's writer of result parts: buffers rows and stages them as whole Parquet files
+    every `checkpoint_rows` rows or `checkpoint_seconds`, whichever comes first."""
+
+    def __init__(self, directory: str, *, checkpoint_rows: int, checkpoint_seconds: float, clock=time.monotonic) -> None:
+        self.directory = directory
+        self.checkpoint_rows = checkpoint_rows
+        self.checkpoint_seconds = checkpoint_seconds
+        self.clock = clock
+        # Parts sort by attempt, then sequence: the report keeps the order the rows were staged in.
+        self.attempt = f"{time.time_ns():016x}-{os.getpid()}"
+        self.sequence = 0
+        self.rows = 0
+        self._buffer: list[pa.Table] = []
+        self._buffered = 0
+        self._last_flush = clock()
+
+    def add(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self._buffer.append(table)
+            self._buffered += table.num_rows
+        if self._buffered >= self.checkpoint_rows or (
+            self._buffered and self.clock() - self._last_flush >= self.checkpoint_seconds
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        self._last_flush = self.clock()
+        if not self._buffered:
+            return
+        table = pa.concat_tables(self._buffer).cast(STAGED_SCHEMA)
+        name = f"part-{self.attempt}-{self.sequence:06d}.parquet"
+        storage.write_bytes(storage.join(self.directory, name), table_bytes(table))
+        self.sequence += 1
+        self.rows += table.num_rows
+        self._buffer.clear()
+        self._buffered = 0
+
+
+def staged_row_ids(layout: Layout, scan_id: str) -> np.ndarray:
+    """Row ids that the scan's staged parts already hold (sorted)."""
+    parts = [read_table(uri, ["row_id"])["row_id"].to_numpy() for uri in list_files(layout.results(scan_id))]
+    return np.sort(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.int64)
+
+
+def read_manifest(layout: Layout, scan_id: str) -> dict[str, Any] | None:
+    """The `_SUCCESS` manifest of a committed scan, or None."""
+    try:
+        return json.loads(storage.read_text(layout.success(scan_id)))
+    except FileNotFoundError:
+        return None
+
+
+def committed_scans(layout: Layout) -> Iterator[str]:
+    """Ids of the committed scans under the report root."""
+    for uri in list_files(layout.scans(), suffix="/_SUCCESS"):
+        yield storage.basename(uri.rsplit("/", 1)[0])
+
+
+def write_intent(layout: Layout, scan_id: str, intent: dict[str, Any]) -> None:
+    storage.write_text(layout.intent(scan_id), json.dumps(intent, indent=1, sort_keys=True))
+
+
+def _expected_rows(layout: Layout, scan_id: str) -> np.ndarray:
+    ids = [read_table(uri, ["row_id"])["row_id"].to_numpy() for uri in list_files(layout.listing(scan_id))]
+    return np.concatenate(ids) if ids else np.zeros(0, dtype=np.int64)
+
+
+class _Tally:
+    """Counts for the summary, gathered while the parts are merged."""
+
+    def __init__(self) -> None:
+        self.status: Counter[str] = Counter()
+        self.errors: Counter[str] = Counter()
+        self.brands: Counter[str] = Counter()
+        self.no_brand = 0
+        self.covered: list[np.ndarray] = []
+
+    @staticmethod
+    def _values(column: pa.ChunkedArray) -> Counter[str]:
+        counts = pc.value_counts(column.drop_null())
+        return Counter(dict(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())))
+
+    def add(self, table: pa.Table) -> None:
+        ok = pc.equal(table["status"], "ok")
+        self.status.update(self._values(table["status"]))
+        self.errors.update(self._values(table["error_kind"]))
+        self.brands.update(self._values(table["brand"]))
+        self.no_brand += pc.sum(pc.and_(ok, pc.is_null(table["brand"]))).as_py() or 0
+        settled = pc.or_(ok, pc.fill_null(pc.is_in(table["error_kind"], pa.array(sorted(SETTLED_ERROR_KINDS))), False))
+        self.covered.append(table["key_hash"].filter(settled).to_numpy())
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "scanned": sum(self.status.values()),
+            "ok": self.status.get("ok", 0),
+            "error": self.status.get("error", 0),
+            "with_brand": sum(self.brands.values()),
+            "no_brand": self.no_brand,
+        }
+
+
+def _merge(layout: Layout, scan_id: str, staged_report: str) -> tuple[_Tally, int]:
+    """Merge the result parts into one report file in staging; check every listed row appears
+    exactly once. Returns the tally and the report's row count."""
+    expected = _expected_rows(layout, scan_id)
+    size = int(expected.max()) + 1 if len(expected) else 0
+    wanted = np.zeros(size, dtype=bool)
+    wanted[expected] = True
+    seen = np.zeros(size, dtype=bool)
+    tally = _Tally()
+    filesystem, path = storage.arrow_filesystem(staged_report)
+    _make_parent(staged_report)
+    rows = 0
+    pending: list[pa.Table] = []
+    with filesystem.open_output_stream(path) as sink, pq.ParquetWriter(sink, REPORT_SCHEMA, compression="zstd") as writer:
+        def write_pending() -> None:
+            if pending:
+                writer.write_table(pa.concat_tables(pending), row_group_size=_ROW_GROUP_ROWS)
+                pending.clear()
+
+        for uri in list_files(layout.results(scan_id)):
+            part = read_table(uri).cast(STAGED_SCHEMA)
+            ids = part["row_id"].to_numpy()
+            if len(ids) and (ids.min() < 0 or ids.max() >= size or not wanted[ids].all()):
+                raise RuntimeError(f"scan {scan_id}: {uri} holds rows that are not in the listing; not committing")
+            if seen[ids].any() or len(np.unique(ids)) != len(ids):
+                raise RuntimeError(f"scan {scan_id}: {uri} repeats rows staged before; not committing")
+            seen[ids] = True
+            tally.add(part)
+            pending.append(part.drop_columns(["row_id", "key_hash"]))
+            rows += part.num_rows
+            if sum(t.num_rows for t in pending) >= _ROW_GROUP_ROWS:
+                write_pending()
+        missing = int((wanted & ~seen).sum())
+        if missing:
+            raise RuntimeError(f"scan {scan_id}: {missing} listed rows have no result; re-run the scan to finish them")
+        write_pending()
+    return tally, rows
+
+
+def _make_parent(uri: str) -> None:
+    # Only local disks need directories; on S3 pyarrow would add empty "directory" marker objects.
+    if not storage.is_s3(uri):
+        os.makedirs(os.path.dirname(uri), exist_ok=True)
+
+
+def finish_commit(layout: Layout, scan_id: str) -> dict[str, Any]:
+    """Publish a finished scan (its intent is written): report, summary, covered set, `_SUCCESS`,
+    then drop the staging. Idempotent; returns the manifest."""
+    intent = json.loads(storage.read_text(layout.intent(scan_id)))
+    date = intent["date"]
+    staged, final = layout.staged_report(scan_id), layout.report(date, scan_id)
+    tally, rows = _merge(layout, scan_id, staged)
+    filesystem, staged_path = storage.arrow_filesystem(staged)
+    _, final_path = storage.arrow_filesystem(final)
+    _make_parent(final)
+    filesystem.move(staged_path, final_path)  # local: rename; S3: copy, visible when complete
+    report_bytes = filesystem.get_file_info(final_path).size
+
+    manifest = dict(intent)
+    manifest["report"] = {"uri": final, "rows": rows, "bytes": report_bytes}
+    manifest["counts"] = {**intent.get("counts", {}), **tally.counts()}
+    manifest["brands"] = dict(sorted(tally.brands.items(), key=lambda kv: (-kv[1], kv[0])))
+    manifest["errors_by_kind"] = dict(sorted(tally.errors.items(), key=lambda kv: (-kv[1], kv[0])))
+    manifest["committed_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    manifest["lxn_version"] = lxn.__version__
+    text = json.dumps(manifest, indent=1)
+    storage.write_text(layout.summary(date, scan_id), text)
+    from lxn.scan.state import write_covered
+
+    covered = np.concatenate(tally.covered) if tally.covered else np.zeros(0, dtype=np.uint64)
+    write_covered(layout.covered(scan_id), covered)
+    storage.write_text(layout.success(scan_id), text)  # the commit point of the scan
+    storage.delete_prefix(layout.staging(scan_id))
+    log.info("committed scan %s: %d rows in %s", scan_id, rows, final)
+    return manifest
+
+
+def recover(layout: Layout) -> list[dict[str, Any]]:
+    """Finish the commits that a killed job left half done (staging with an intent); warn about
+    staging of scans that never finished. Returns the manifests of the scans it committed."""
+    finished = []
+    try:
+        staged = list(storage.iter_prefixes(layout.staging_root()))
+    except FileNotFoundError:
+        return finished
+    for prefix in staged:
+        scan_id = storage.basename(prefix)
+        if storage.exists(layout.intent(scan_id)):
+            log.warning("scan %s finished but was not published (killed while committing): publishing it now", scan_id)
+            finished.append(finish_commit(layout, scan_id))
+    return finished
+
+
+def unfinished_scans(layout: Layout) -> list[str]:
+    """Scans with staging but no intent: failed or running."""
+    try:
+        return sorted(storage.basename(p) for p in storage.iter_prefixes(layout.staging_root()))
+    except FileNotFoundError:
+        return []

@@ -1,0 +1,364 @@
+"""The nightly scan end to end on real local services: an S3 endpoint over HTTP (moto server),
+models registered in a sqlite MLflow store, and a local Ray cluster.
+
+One bucket of ~300 objects (every good and bad image kind of tests/image_samples.py plus
+generated pictures) is scanned by the real logoxpertnet; a stand-in classifier with a known
+answer (`RedSpotter`, registered like any model) checks the decisions and the tiled mode.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import duckdb
+import mlflow
+import numpy as np
+import pyarrow.dataset as pads
+import pytest
+import torch
+from PIL import Image, ImageDraw
+from torch import nn
+
+from lxn import storage
+from lxn.models import create_model
+from lxn.presets import Preset
+from lxn.scan.config import ScanConfig
+from lxn.scan.fetch import fetch_and_decode
+from lxn.scan.pipeline import run
+from lxn.scan.predictor import Predictor
+from lxn.scan.report import Layout, list_files, read_manifest
+from lxn.scan.state import key_hash, read_covered
+from lxn.tracking import RunTracker, log_model
+from tests.image_samples import image_kinds
+
+REPO = Path(__file__).resolve().parents[2]
+DATE = "2025-06-01"
+GENERATED = 250
+BRANDS = ["acme", "globex", "initech", "no-logo"]
+
+
+class RedSpotter(nn.Module):
+    """A classifier with a known answer: 'acme' in proportion to the red area, else 'no-logo'.
+
+    Classes (acme, globex, no-logo). Input is normalised with mean = std = 0.5, so in [-1, 1].
+    With a red fraction f the logits are (40 f, 0, 2): no red -> no-logo (p 0.79); 1/9 of the
+    frame red -> acme (p 0.91); 1/36 of the frame -> no-logo still (p 0.65).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        r, g, b = x[:, 0], x[:, 1], x[:, 2]
+        red = torch.sigmoid(20 * (r - 0.5)) * torch.sigmoid(20 * (-0.5 - g)) * torch.sigmoid(20 * (-0.5 - b))
+        fraction = red.mean(dim=(1, 2))
+        return torch.stack([40 * fraction, torch.zeros_like(fraction), torch.full_like(fraction, 2.0)], dim=1)
+
+
+# ---------------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    """A sqlite MLflow store with `logos@champion` (logoxpertnet, 96 px) and `redspot@champion`."""
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
+    torch.manual_seed(0)
+    tracker = RunTracker.start("lxn-test", "register", uri)
+    log_model(tracker, create_model("logoxpertnet", num_classes=len(BRANDS)).eval(), preset=Preset(image_size=96),
+              class_names=BRANDS, model_config={"name": "logoxpertnet", "num_classes": len(BRANDS)},
+              registered_model="logos", alias="champion")
+    log_model(tracker, RedSpotter().eval(), preset=Preset(image_size=64, mean=(0.5,) * 3, std=(0.5,) * 3, denoise_sigma=0),
+              class_names=["acme", "globex", "no-logo"], model_config={"name": "redspotter"},
+              registered_model="redspot", alias="champion")
+    tracker.finish()
+    return uri
+
+
+def picture(i: int) -> tuple[str, bytes]:
+    rng = np.random.default_rng(i)
+    image = Image.new("RGB", (120, 90), tuple(int(v) for v in rng.integers(0, 256, 3)))
+    draw = ImageDraw.Draw(image)
+    for _ in range(3):
+        x, y = int(rng.integers(0, 100)), int(rng.integers(0, 70))
+        draw.rectangle([x, y, x + int(rng.integers(5, 40)), y + int(rng.integers(5, 30))],
+                       fill=tuple(int(v) for v in rng.integers(0, 256, 3)))
+    buffer = io.BytesIO()
+    fmt = "PNG" if i % 4 == 0 else "JPEG"
+    image.save(buffer, format=fmt)
+    return f"media/generated/{i:04d}.{fmt.lower().replace('jpeg', 'jpg')}", buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def bucket(s3_endpoint):
+    """A bucket holding every image kind and GENERATED pictures under media/, plus a text file
+    that the default extension filter leaves out. Returns (name, {key: sample name or None})."""
+    import boto3
+    import uuid
+
+    name = f"lxn-scan-{uuid.uuid4().hex[:8]}"
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    client.create_bucket(Bucket=name)
+    objects = {f"media/kinds/{kind}/{s.filename}": (kind, s.data) for kind, s in image_kinds().items()}
+    objects.update({key: (None, data) for key, data in map(picture, range(GENERATED))})
+    objects["media/README.txt"] = (None, b"not an image name: left out by the extension filter")
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda kv: client.put_object(Bucket=name, Key=kv[0], Body=kv[1][1]), objects.items()))
+    return name, {key: kind for key, (kind, _) in objects.items()}
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(s3_endpoint):
+    """One local Ray for the module, started after the S3 variables are set (workers inherit them)."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+def scan(store, **settings) -> dict:
+    settings = {"model": "models:/logos@champion", "tracking_uri": store, "date": DATE, "batch_size": 16,
+                "fetch_threads": 4, **settings}
+    result = run(ScanConfig(**settings))
+    return result
+
+
+@pytest.fixture(scope="module")
+def first_scan(bucket, store, ray_cluster):
+    name, _ = bucket
+    return scan(store, source=[f"s3://{name}/media"], out=f"s3://{name}/reports")
+
+
+def s3_dataset(uri):
+    filesystem, path = storage.arrow_filesystem(uri)
+    return pads.dataset(path, filesystem=filesystem, format="parquet", partitioning="hive")
+
+
+# ------------------------------------------------------------------------------------------- tests
+
+
+def test_every_object_is_one_documented_row(bucket, first_scan):
+    name, objects = bucket
+    import boto3
+
+    listed = {o["Key"]: o for page in boto3.client("s3").get_paginator("list_objects_v2").paginate(
+        Bucket=name, Prefix="media/") for o in page.get("Contents", [])}
+    table = s3_dataset(f"s3://{name}/reports").to_table()
+    rows = {uri.split(f"s3://{name}/", 1)[1]: row for uri, row in zip(table["uri"].to_pylist(), table.to_pylist())}
+    expected_keys = {k for k in objects if not k.endswith(".txt")}
+    assert table.num_rows == len(rows) == len(expected_keys)
+    assert set(rows) == expected_keys
+
+    kinds = image_kinds()
+    for key, kind in objects.items():
+        if key.endswith(".txt"):
+            continue
+        row, info = rows[key], listed[key]
+        assert (row["etag"], row["size"]) == (info["ETag"].strip('"'), info["Size"])
+        assert row["last_modified"] == info["LastModified"]
+        assert (row["scan_id"], row["model_name"], row["model_version"], row["dt"]) == (
+            first_scan.scan_id, "logos", "1", DATE)
+        sample = kinds.get(kind) if kind else None
+        if sample is not None and sample.expected_kind is not None:
+            assert (row["status"], row["error_kind"]) == ("error", sample.expected_kind), key
+            assert row["error"] and row["brand"] is None and row["confidence"] is None and row["top_brands"] is None
+            assert row["width"] is None
+            continue
+        assert row["status"] == "ok" and row["error"] is None, (key, row["error"])
+        assert (row["width"], row["height"]) == (sample.expected_size if sample else (120, 90)), key
+        assert len(row["top_brands"]) == 4 and set(row["top_brands"]) == set(BRANDS)
+        assert row["confidence"] == pytest.approx(row["top_probs"][0]) and sum(row["top_probs"]) == pytest.approx(1, abs=1e-4)
+        assert row["brand"] is None if row["confidence"] < 0.5 or row["top_brands"][0] == "no-logo" else row["brand"] == row["top_brands"][0]
+        assert row["box_x0"] is None
+
+
+def test_summary_success_manifest_and_mlflow_run(bucket, store, first_scan):
+    name, objects = bucket
+    manifest = first_scan.manifest
+    errors = sum(1 for s in image_kinds().values() if s.expected_kind)
+    total = len(objects) - 1
+    assert manifest["counts"]["listed"] == manifest["counts"]["scanned"] == total
+    assert (manifest["counts"]["ok"], manifest["counts"]["error"]) == (total - errors, errors)
+    expected_kinds = {}
+    for s in image_kinds().values():
+        if s.expected_kind:
+            expected_kinds[s.expected_kind] = expected_kinds.get(s.expected_kind, 0) + 1
+    assert manifest["errors_by_kind"] == dict(sorted(expected_kinds.items(), key=lambda kv: (-kv[1], kv[0])))
+    assert manifest["model"] == {"name": "logos", "version": "1", "uri": "models:/logos/1",
+                                 "requested": "models:/logos@champion"}
+    assert manifest["throughput"]["rows"] == total and manifest["throughput"]["images_per_s"] > 0
+    layout = Layout(f"s3://{name}/reports")
+    assert read_manifest(layout, first_scan.scan_id) == manifest
+    assert json.loads(storage.read_text(layout.summary(DATE, first_scan.scan_id))) == manifest
+    assert list_files(layout.staging_root()) == []
+
+    client = mlflow.MlflowClient(tracking_uri=store)
+    experiment = client.get_experiment_by_name("lxn-scans")
+    [found] = client.search_runs([experiment.experiment_id], filter_string=f"tags.`lxn.run_name` = '{first_scan.scan_id}'")
+    assert found.info.status == "FINISHED"
+    assert found.data.metrics["images_scanned"] == total and found.data.metrics["images_error"] == errors
+    assert found.data.params["resolved_model"] == "models:/logos/1" and found.data.tags["model_version"] == "1"
+    assert "scan_summary.json" in [a.path for a in client.list_artifacts(found.info.run_id)]
+
+
+def test_pyarrow_and_duckdb_read_the_s3_report_alike(bucket, first_scan):
+    name, _ = bucket
+    dataset = s3_dataset(f"s3://{name}/reports")
+    by_pyarrow = dataset.to_table().group_by("status").aggregate([("uri", "count")]).to_pylist()
+    by_duckdb = duckdb.sql("select status, count(uri) from dataset group by status").fetchall()
+    assert {r["status"]: r["uri_count"] for r in by_pyarrow} == dict(by_duckdb)
+
+
+def test_incremental_rescan_full_rescan_and_rerun(bucket, store, first_scan):
+    import boto3
+
+    name, objects = bucket
+    client = boto3.client("s3")
+    source, out = [f"s3://{name}/media"], f"s3://{name}/reports"
+    again = scan(store, source=source, out=out)  # same command, same day: already done
+    assert again.already_committed and again.scan_id == first_scan.scan_id
+
+    changed = "media/generated/0001.jpg"
+    client.put_object(Bucket=name, Key=changed, Body=picture(10_001)[1])  # new content, new ETag
+    client.put_object(Bucket=name, Key="media/new/a.png", Body=picture(10_002)[1])
+    client.put_object(Bucket=name, Key="media/new/b.jpg", Body=b"<html>not really</html>")
+    next_day = scan(store, source=source, out=out, date="2025-06-02")
+    counts = next_day.manifest["counts"]
+    assert counts["skipped_unchanged"] == len(objects) - 2 and counts["scanned"] == 3
+    report = s3_dataset(f"{out}/dt=2025-06-02").to_table()
+    assert sorted(report["uri"].to_pylist()) == sorted(f"s3://{name}/{k}" for k in (changed, "media/new/a.png", "media/new/b.jpg"))
+
+    nothing_new = scan(store, source=source, out=out, date="2025-06-03")
+    assert nothing_new.manifest["counts"]["scanned"] == 0 and nothing_new.manifest["report"]["rows"] == 0
+    assert s3_dataset(f"{out}/dt=2025-06-03").count_rows() == 0
+
+    # --full rescans what is covered (the two new objects, scanned the day before)
+    covered_source = [f"s3://{name}/media/new"]
+    assert scan(store, source=covered_source, out=out, date="2025-06-03").manifest["counts"]["scanned"] == 0
+    full = scan(store, source=covered_source, out=out, date="2025-06-03", full=True)
+    assert full.manifest["counts"] == {**full.manifest["counts"], "skipped_unchanged": 0, "scanned": 2}
+    assert s3_dataset(out).count_rows() == (len(objects) - 1) + 3 + 0 + 0 + 2
+
+
+def test_killed_scan_resumes_without_duplicates_or_loss(bucket, store, ray_cluster):
+    name, objects = bucket
+    out = f"s3://{name}/killed"
+    flags = ["--source", f"s3://{name}/media", "--out", out, "--model", "models:/logos@champion",
+             "--tracking-uri", store, "--date", DATE, "--tiles", "2", "--batch-size", "8",
+             "--checkpoint-rows", "16", "--fetch-threads", "4"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_ADDRESS": ray_cluster}
+    job = subprocess.Popen([sys.executable, "jobs/scan.py", *flags], cwd=REPO, env=env, start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    layout = Layout(out)
+    try:
+        deadline = time.monotonic() + 180
+        while not any("/results/" in uri for uri in list_files(layout.staging_root())):
+            assert job.poll() is None, job.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "no progress within 180 s"
+            time.sleep(0.2)
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)  # the job and anything it started, mid-scan
+        job.wait()
+        job.stderr.close()
+    assert job.returncode == -signal.SIGKILL
+    assert list_files(f"{out}/_scans", suffix="_SUCCESS") == [] and list_files(f"{out}/dt={DATE}") == []
+
+    result = run(ScanConfig(source=[f"s3://{name}/media"], out=out, model="models:/logos@champion",
+                            tracking_uri=store, date=DATE, tiles=[2], batch_size=8, fetch_threads=4))
+    expected = {info.uri for info in storage.iter_objects(f"s3://{name}/media") if not info.uri.endswith(".txt")}
+    resumed = result.manifest["throughput"]["resumed_rows"]
+    assert 0 < resumed < len(expected)  # the re-run reused the killed run's staged rows and did the rest
+    table = s3_dataset(out).to_table()
+    uris = table["uri"].to_pylist()
+    assert len(uris) == len(set(uris)) == len(expected)  # no duplicates ...
+    assert set(uris) == expected  # ... and no loss
+    ok = table.filter(pads.field("status") == "ok")
+    assert ok["box_x0"].null_count == 0 and ok["box_x1"].null_count == 0  # tiled mode reports boxes
+
+    client = mlflow.MlflowClient(tracking_uri=store)
+    experiment = client.get_experiment_by_name("lxn-scans")
+    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`lxn.run_name` = '{result.scan_id}'")
+    assert [r.info.status for r in runs] == ["FINISHED"]  # the killed attempt's run was continued, not doubled
+
+
+def test_manifest_of_keys_into_a_local_report(bucket, store, ray_cluster, tmp_path):
+    import boto3
+
+    name, _ = bucket
+    keys = ["generated/0002.jpg", "generated/0003.jpg", "kinds/truncated_jpeg/photos/partial.jpg",
+            "generated/0002.jpg", f"s3://{name}/media/generated/0004.png", "generated/does-not-exist.jpg"]
+    boto3.client("s3").put_object(Bucket=name, Key="manifests/tonight.txt", Body="\n".join(keys).encode())
+    out = tmp_path / "reports"
+    result = scan(store, source=[f"s3://{name}/media"], manifest=f"s3://{name}/manifests/tonight.txt", out=str(out))
+    assert result.manifest["counts"]["duplicates"] == 1
+    rows = duckdb.sql(f"select uri, status, error_kind, dt from read_parquet('{out}/dt=*/*.parquet', "
+                      "hive_partitioning=true) order by uri").fetchall()
+    base = f"s3://{name}/media/"
+    assert rows == [
+        (base + "generated/0002.jpg", "ok", None, dt.date(2025, 6, 1)),
+        (base + "generated/0003.jpg", "ok", None, dt.date(2025, 6, 1)),
+        (base + "generated/0004.png", "ok", None, dt.date(2025, 6, 1)),
+        (base + "generated/does-not-exist.jpg", "error", "missing", dt.date(2025, 6, 1)),
+        (base + "kinds/truncated_jpeg/photos/partial.jpg", "error", "truncated", dt.date(2025, 6, 1)),
+    ]
+    # the missing object is not covered (the next incremental scan tries it again); the truncated one is
+    covered = set(read_covered(Layout(str(out)).covered(result.scan_id)).tolist())
+    assert key_hash(base + "generated/does-not-exist.jpg", "") not in covered and len(covered) == 4
+
+
+def red_logo_photo(path: Path, scale: int = 4) -> None:
+    """A grey 240x180 frame (times `scale`) with a small red logo in the bottom-right corner."""
+    image = Image.new("RGB", (240 * scale, 180 * scale), (128, 128, 128))
+    ImageDraw.Draw(image).rectangle([190 * scale, 140 * scale, 230 * scale - 1, 170 * scale - 1], fill=(255, 0, 0))
+    image.save(path, quality=95)
+
+
+def test_tiles_find_a_small_logo_the_whole_image_misses(store, ray_cluster, tmp_path):
+    source = tmp_path / "photos"
+    source.mkdir()
+    red_logo_photo(source / "match.jpg")  # 960x720: decoded at 1/4 for the tiles
+    Image.new("RGB", (200, 100), (255, 0, 0)).save(source / "all-red.png")
+    Image.new("RGB", (200, 100), (0, 0, 255)).save(source / "blue.png")
+    result = scan(store, model="models:/redspot@champion", source=[str(source)], out=str(tmp_path / "out"),
+                  tiles=[2, 3], batch_size=4)
+    rows = {Path(r["uri"]).name: r for r in pads.dataset(str(tmp_path / "out"), format="parquet").to_table().to_pylist()}
+    match = rows["match.jpg"]
+    assert match["brand"] == "acme" and match["confidence"] > 0.85
+    # the bottom-right tile of the 3x3 grid, in the original 960x720 pixels
+    assert (match["box_x0"], match["box_y0"], match["box_x1"], match["box_y1"]) == (480, 360, 960, 720)
+    assert rows["all-red.png"]["brand"] == "acme" and rows["all-red.png"]["box_x1"] == 200  # the whole image
+    assert rows["blue.png"]["brand"] is None and rows["blue.png"]["top_brands"][0] == "no-logo"
+    assert result.manifest["brands"] == {"acme": 2}
+
+
+def test_predictor_decides_without_ray(store, tmp_path):
+    red_logo_photo(tmp_path / "match.jpg", scale=1)
+    Image.new("RGB", (60, 40), (255, 0, 0)).save(tmp_path / "red.png")
+    n = 2
+    batch = {"row_id": np.arange(n), "uri": np.array([str(tmp_path / "match.jpg"), str(tmp_path / "red.png")], object),
+             "etag": np.array(["a", ""], object), "size": np.array([10, -1]),
+             "last_modified": np.array(["2025-01-01T00:00"] * n, "datetime64[us]"), "key_hash": np.arange(n, dtype=np.uint64)}
+
+    def predict(grids=(), **settings):
+        decoded = fetch_and_decode(dict(batch), preset=Preset(image_size=64, mean=(0.5,) * 3, std=(0.5,) * 3,
+                                                              denoise_sigma=0).to_dict(),
+                                   grids=grids, max_bytes=10**7, max_pixels=10**7)
+        predictor = Predictor("models:/redspot/1", scan_id="s", tracking_uri=store, **settings)
+        return predictor(decoded).to_pylist()
+
+    whole = predict()
+    assert [r["brand"] for r in whole] == [None, "acme"]  # the small logo is lost at full-frame scale
+    assert whole[0]["top_brands"][0] == "no-logo" and whole[0]["box_x0"] is None
+    assert whole[1]["etag"] is None and whole[1]["size"] is None  # unknowns are nulls in the report
+    assert [r["brand"] for r in predict(grids=(3,))] == ["acme", "acme"]
+    assert [r["brand"] for r in predict(grids=(3,), threshold=0.95)] == [None, "acme"]
+    assert [r["brand"] for r in predict(no_logo_class="absent", threshold=0.0)] == ["no-logo", "acme"]
+    assert len(predict(top_k=2)[0]["top_brands"]) == 2
+    with pytest.raises(ValueError, match="resolved models:/<name>/<version>"):
+        Predictor("models:/redspot@champion", scan_id="s", tracking_uri=store)

@@ -1,0 +1,58 @@
+"""The scan benchmark's parts: generated buckets, process-tree memory, the table."""
+
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from lxn import storage
+from lxn.benchmarks.scan_throughput import _bucket, _photo, markdown_table, tree_memory
+
+pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/smaps_rollup"), reason="reads /proc (Linux)")
+
+
+def test_tree_memory_counts_descendants():
+    child = subprocess.Popen([sys.executable, "-c",
+                              "import sys, time; x = bytearray(80 * 2**20); x[::4096] = b'x' * len(x[::4096]); "
+                              "print('ready', flush=True); time.sleep(30)"], stdout=subprocess.PIPE)
+    try:
+        assert child.stdout.readline().strip() == b"ready"
+        own_rss, total = tree_memory(os.getpid())
+        _, alone = tree_memory(child.pid)
+        assert alone > 80 * 2**20 and total >= alone and own_rss > 0
+    finally:
+        child.kill()
+        child.wait()
+    time.sleep(0.1)
+    assert tree_memory(os.getpid())[1] < total - 60 * 2**20
+
+
+def test_buckets_are_distinct_objects_sharing_a_few_photos(tmp_path):
+    originals = []
+    for i in range(3):
+        path = tmp_path / f"{i}.jpg"
+        path.write_bytes(_photo(np.random.default_rng(i), 64, 48))
+        originals.append(path)
+    bucket = _bucket(tmp_path, 7, originals)
+    infos = list(storage.iter_objects(str(bucket)))
+    assert len(infos) == 7 and len({i.uri for i in infos}) == 7
+    assert sorted({i.size for i in infos}) == sorted({p.stat().st_size for p in originals})
+    assert _bucket(tmp_path, 7, originals) == bucket  # made once
+
+
+def test_table_shows_the_ratio_and_the_memory_runs():
+    result = {
+        "machine": {"cpus": 2},
+        "config": {"num_classes": 195, "image_size": 224, "batch_size": 32},
+        "throughput": [{"threads": 1, "model_images_per_s": 60.0, "model_before_after": [61.0, 59.0],
+                        "scan_steady_images_per_s": 54.0, "ratio_steady": 0.9, "scan_pipeline_images_per_s": 40.0,
+                        "scan_first_result_s": 12.0, "peak_tree_pss_mib": 3000.0, "load_average": [1.0, 1.2]}],
+        "memory": [{"objects": 2000, "image_size": 96, "peak_driver_rss_mib": 990.0, "peak_tree_pss_mib": 2600.0,
+                    "scan_steady_images_per_s": 200.0, "scan_wall_s": 40.0}],
+    }
+    table = markdown_table(result)
+    assert "| 1 | 60.0 (61.0, 59.0) | 54.0 | 90% | 40.0 | 12.0 | 3000 | 1.0, 1.2 |" in table
+    assert "| 2000 | 990 | 2600 | 200.0 | 40 |" in table

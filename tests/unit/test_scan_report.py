@@ -1,0 +1,169 @@
+"""The report: staged parts, the atomic commit, what readers see, and recovery after a crash."""
+
+import datetime as dt
+import json
+import os
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.dataset as pads
+import pytest
+
+from lxn import storage
+from lxn.scan.listing import Entry, write_listing
+from lxn.scan.report import (
+    REPORT_SCHEMA,
+    STAGED_SCHEMA,
+    Layout,
+    StagedResults,
+    finish_commit,
+    list_files,
+    read_manifest,
+    read_table,
+    recover,
+    staged_row_ids,
+    write_intent,
+)
+from lxn.scan.state import read_covered
+
+NOW = dt.datetime(2025, 6, 1, 2, 0, tzinfo=dt.timezone.utc)
+# (status, error_kind, brand) per listed object
+OUTCOMES = [("ok", None, "acme"), ("ok", None, None), ("error", "truncated", None), ("error", "missing", None),
+            ("ok", None, "acme"), ("ok", None, "globex"), ("error", "not_an_image", None)]
+
+
+def staged(listing: pa.Table, scan_id: str) -> pa.Table:
+    """Result rows for listing rows, as the predictor would return them."""
+    n = listing.num_rows
+    outcome = [OUTCOMES[i % len(OUTCOMES)] for i in listing["row_id"].to_pylist()]
+    ok = [o[0] == "ok" for o in outcome]
+    return pa.table({
+        "row_id": listing["row_id"], "key_hash": listing["key_hash"], "scan_id": [scan_id] * n,
+        "uri": listing["uri"], "etag": listing["etag"], "size": listing["size"],
+        "last_modified": listing["last_modified"],
+        "width": [64 if k else None for k in ok], "height": [48 if k else None for k in ok],
+        "status": [o[0] for o in outcome], "error_kind": [o[1] for o in outcome],
+        "error": [None if k else "reason" for k in ok], "brand": [o[2] for o in outcome],
+        "confidence": [0.9 if k else None for k in ok],
+        "top_brands": [["acme", "globex"] if k else None for k in ok],
+        "top_probs": [[0.9, 0.1] if k else None for k in ok],
+        "box_x0": [None] * n, "box_y0": [None] * n, "box_x1": [None] * n, "box_y1": [None] * n,
+        "model_name": ["logos"] * n, "model_version": ["3"] * n, "scanned_at": [NOW] * n,
+    }, schema=STAGED_SCHEMA)
+
+
+def prepare(out, scan_id, n=14, date="2025-06-01", checkpoint_rows=4):
+    """A scan with `n` listed objects whose results are all staged; returns the layout and listing."""
+    layout = Layout(str(out))
+    entries = [Entry(f"s3://bucket/img/{i:03d}.jpg", f"etag{i}", 100 + i, NOW) for i in range(n)]
+    write_listing(entries, layout.listing(scan_id), covered=None, chunk_rows=5)
+    listing = pa.concat_tables(read_table(uri) for uri in list_files(layout.listing(scan_id)))
+    writer = StagedResults(layout.results(scan_id), checkpoint_rows=checkpoint_rows, checkpoint_seconds=3600)
+    for start in range(0, n, 3):
+        writer.add(staged(listing.slice(start, 3), scan_id))
+    writer.flush()
+    write_intent(layout, scan_id, {"scan_id": scan_id, "date": date, "counts": {"listed": n}})
+    return layout, listing
+
+
+def reader_rows(out) -> int:
+    return pads.dataset(str(out), format="parquet", partitioning="hive").count_rows()
+
+
+def test_staged_results_checkpoint_by_rows_and_time(tmp_path):
+    clock = iter([0.0, 1.0, 2.0, 100.0, 101.0, 102.0]).__next__
+    parts = str(tmp_path / "parts")
+    writer = StagedResults(parts, checkpoint_rows=5, checkpoint_seconds=50, clock=clock)
+    layout, listing = prepare(tmp_path / "other", "s", n=7)
+    rows = staged(listing, "s")
+    writer.add(rows.slice(0, 3))  # t=1: 3 rows buffered
+    assert list_files(parts) == []
+    writer.add(rows.slice(3, 3))  # t=2: 6 rows >= 5: staged
+    assert len(list_files(parts)) == 1 and writer.rows == 6
+    writer.add(rows.slice(6, 1))  # t=100: 1 row, but 98 s since the last part
+    assert len(list_files(parts)) == 2 and writer.rows == 7
+    staged_ids = pa.concat_tables(read_table(uri) for uri in list_files(parts))["row_id"].to_pylist()
+    assert staged_ids == list(range(7))  # part names sort in staging order
+
+
+def test_commit_publishes_one_report_that_every_reader_sees(tmp_path):
+    out = tmp_path / "reports"
+    layout, listing = prepare(out, "2025-06-01-abc")
+    assert reader_rows(out) == 0  # staged parts are invisible to readers
+    assert staged_row_ids(layout, "2025-06-01-abc").tolist() == list(range(14))
+
+    manifest = finish_commit(layout, "2025-06-01-abc")
+    report = out / "dt=2025-06-01" / "scan-2025-06-01-abc.parquet"
+    assert manifest["report"] == {"uri": str(report), "rows": 14, "bytes": report.stat().st_size}
+    assert manifest["counts"] == {"listed": 14, "scanned": 14, "ok": 8, "error": 6, "with_brand": 6, "no_brand": 2}
+    assert manifest["brands"] == {"acme": 4, "globex": 2}
+    assert manifest["errors_by_kind"] == {"missing": 2, "not_an_image": 2, "truncated": 2}
+    assert read_manifest(layout, "2025-06-01-abc") == manifest
+    assert json.loads((out / "dt=2025-06-01" / "_scan-2025-06-01-abc.json").read_text()) == manifest
+    assert not os.path.exists(layout.staging("2025-06-01-abc"))
+
+    table = pads.dataset(str(out), format="parquet", partitioning="hive").to_table()
+    assert table.num_rows == 14 and table.schema.names == [*REPORT_SCHEMA.names, "dt"]
+    frame = pd.read_parquet(out)
+    assert len(frame) == 14 and frame["dt"].astype(str).unique().tolist() == ["2025-06-01"]
+    assert sorted(table["uri"].to_pylist()) == sorted(listing["uri"].to_pylist())
+    glob = f"{out}/dt=*/*.parquet"
+    counts = duckdb.sql(f"select dt, status, count(*) from read_parquet('{glob}', hive_partitioning=true) "
+                        "group by all order by status").fetchall()
+    assert counts == [(dt.date(2025, 6, 1), "error", 6), (dt.date(2025, 6, 1), "ok", 8)]
+
+    # covered: ok rows and undecodable bytes, not failed fetches (those are tried again next time)
+    covered = set(read_covered(layout.covered("2025-06-01-abc")).tolist())
+    kinds = dict(zip(listing["key_hash"].to_pylist(), [OUTCOMES[i % 7] for i in range(14)]))
+    assert covered == {h for h, o in kinds.items() if o[1] != "missing"}
+
+
+def test_a_second_scan_the_same_day_adds_a_file_and_never_shows_halfway(tmp_path):
+    out = tmp_path / "reports"
+    finish_commit(*prepare(out, "first")[:1], "first")
+    layout, _ = prepare(out, "second", n=5)
+    assert reader_rows(out) == 14
+    finish_commit(layout, "second")
+    assert reader_rows(out) == 19
+    files = sorted(p.name for p in (out / "dt=2025-06-01").iterdir())
+    assert files == ["_scan-first.json", "_scan-second.json", "scan-first.parquet", "scan-second.parquet"]
+
+
+def test_a_commit_killed_after_the_report_moved_is_finished_once(tmp_path, monkeypatch):
+    out = tmp_path / "reports"
+    layout, _ = prepare(out, "scan-a")
+    real_write_text = storage.write_text
+
+    def dies_at_success(uri, text):  # the process dies right before the commit point
+        if uri.endswith("_SUCCESS"):
+            raise KeyboardInterrupt("killed")
+        real_write_text(uri, text)
+
+    monkeypatch.setattr(storage, "write_text", dies_at_success)
+    with pytest.raises(KeyboardInterrupt):
+        finish_commit(layout, "scan-a")
+    monkeypatch.setattr(storage, "write_text", real_write_text)
+    assert reader_rows(out) == 14 and read_manifest(layout, "scan-a") is None  # report whole, not committed
+
+    [manifest] = recover(layout)
+    assert manifest["scan_id"] == "scan-a" and manifest["report"]["rows"] == 14
+    assert reader_rows(out) == 14  # rewritten in place: no duplicates
+    assert recover(layout) == []
+
+
+def test_commit_refuses_duplicated_or_missing_rows(tmp_path):
+    layout, listing = prepare(tmp_path / "dup", "s")
+    writer = StagedResults(layout.results("s"), checkpoint_rows=100, checkpoint_seconds=3600)
+    writer.add(staged(listing.slice(2, 1), "s"))
+    writer.flush()
+    with pytest.raises(RuntimeError, match="repeats rows"):
+        finish_commit(layout, "s")
+    assert reader_rows(tmp_path / "dup") == 0
+
+    layout, listing = prepare(tmp_path / "lost", "s", n=14)
+    first = list_files(layout.results("s"))[0]
+    os.unlink(first)
+    with pytest.raises(RuntimeError, match=r"\d+ listed rows have no result"):
+        finish_commit(layout, "s")
+    assert reader_rows(tmp_path / "lost") == 0
