@@ -112,16 +112,6 @@ def bucket(s3_endpoint):
     return name, {key: kind for key, (kind, _) in objects.items()}
 
 
-@pytest.fixture(scope="module")
-def ray_cluster(s3_endpoint):
-    """One local Ray for the module, started after the S3 variables are set (workers inherit them)."""
-    import ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
-
-
 def scan(store, **settings) -> dict:
     settings = {"model": "models:/logos@champion", "tracking_uri": store, "date": DATE, "batch_size": 16,
                 "fetch_threads": 4, **settings}
