@@ -4,6 +4,7 @@
         --out s3://reports/brand-scans
 
     ray job submit --working-dir . -- python jobs/scan.py --source ... --out ...
+    python jobs/scan.py      # embedded demo: scans a generated "nightly bucket" with the local champion
 
 Re-running the same command resumes a killed scan (or does nothing if it is committed); see
 lxn/scan/pipeline.py for the stages and lxn/scan/report.py for the report's schema and layout.
@@ -11,18 +12,29 @@ lxn/scan/pipeline.py for the stages and lxn/scan/report.py for the report's sche
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 
 from lxn.scan.config import parse_scan_config
+from lxn.tracking import TrackingError
 
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_scan_config(argv, description=__doc__)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
     from lxn.scan.pipeline import format_summary, run
 
-    result = run(config)
+    if not config.source and not config.manifest:
+        from lxn.demo import nightly_images
+
+        config = dataclasses.replace(config, source=[nightly_images("lxn-local")])
+    try:
+        result = run(config)
+    except (ValueError, OSError, TrackingError) as exc:
+        # Bad input and unreachable services: a one-line reason, no traceback, non-zero exit.
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if result.already_committed:
         print(f"scan {result.scan_id} was already committed; its summary:")
     print(format_summary(result.manifest))

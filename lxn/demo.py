@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lxn.data.synthetic import SyntheticConfig
 
-__all__ = ["DEMO_DATA", "prepare_demo_dataset"]
+__all__ = ["DEMO_DATA", "prepare_demo_dataset", "nightly_images"]
 
 log = logging.getLogger(__name__)
 
@@ -35,3 +35,34 @@ def prepare_demo_dataset(demo_dir: str | Path) -> str:
         log.info("preparing %s into %s", images, prepared)
         run(PrepareConfig(source=[str(images)], out=str(prepared)))
     return str(prepared)
+
+
+def nightly_images(demo_dir: str | Path, count_per_class: int = 12) -> str:
+    """A folder standing in for last night's bucket: new scenes of the demo brands (another scene
+    seed, bigger and not square), no-logo scenes, and the bad objects real buckets hold."""
+    import dataclasses
+    import io
+
+    from PIL import Image
+
+    from lxn.data.synthetic import class_names, generate_image, write_local_atomic
+
+    root = Path(demo_dir).resolve() / "nightly"
+    done = root / ".complete"
+    if done.exists():
+        return str(root)
+    nightly = dataclasses.replace(DEMO_DATA, seed=DEMO_DATA.seed + 1, image_size=320, size_jitter=0.3)
+    for name in class_names(nightly):
+        for i in range(count_per_class):
+            write_local_atomic(str(root / "media" / f"{name}-{i:03d}.jpg"), generate_image(nightly, name, i))
+    photo = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 40, 40)).save(photo, "JPEG")
+    bad = {
+        "empty.jpg": b"",
+        "not-found.jpg": b"<!doctype html><html><body>404 Not Found</body></html>",
+        "truncated.jpg": photo.getvalue()[: len(photo.getvalue()) // 2],
+    }
+    for name, data in bad.items():
+        write_local_atomic(str(root / "media" / "broken" / name), data)
+    done.write_text("ok\n")
+    return str(root)
