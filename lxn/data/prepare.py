@@ -14,7 +14,8 @@ the dataset (only small per-image columns reach the driver):
    model finds (`embedding_model`: a Ray Data actor pass writes one float16 vector per image,
    random-hyperplane LSH pairs them), one representative kept per group, then a group-aware,
    class-stratified split with the seed; mean/std of the train split.
-4. write (Ray Data map, parallel): the kept rows with their split -> `OUT/split=<name>/`, then
+4. write (Ray Data, parallel): the kept rows, globally shuffled with the seed (so every shard is
+   a fair sample of the classes), with their split -> `OUT/split=<name>/`, then
    `quarantine.json` and, last, `manifest.json`.
 
 Re-running into the same output is safe: the old manifest is removed first (so a half-written
@@ -437,6 +438,11 @@ def run(config: PrepareConfig) -> Manifest:
     (
         ray.data.read_parquet(loaded_path, filesystem=loaded_fs)
         .filter(expr=col("status") == "ok")
+        # Listing order is class order. Shards written that way would give each training worker,
+        # and each local shuffle buffer, a few classes at a time: BatchNorm statistics then
+        # depend on the class mix and evaluation collapses. One seeded global shuffle here makes
+        # every block a fair sample of the dataset.
+        .random_shuffle(seed=config.seed)
         .map_batches(with_label, batch_format="pyarrow")
         .map_batches(_Assign, fn_constructor_args=(ray.put(decision.split_of_row), ray.put(decision.group_of_row)),
                      batch_format="pyarrow", batch_size=config.batch_size * 8, compute=ray.data.ActorPoolStrategy(min_size=1, max_size=2))

@@ -123,6 +123,15 @@ def test_planted_duplicates_keep_one_representative(bucket_dataset, prepared):
     assert not {f"{source}/{c}/002.jpg", f"{source}/{d}/filed-under-two-brands.jpg"} & rows.keys()
 
 
+def test_shards_are_shuffled_not_in_class_order(bucket_dataset, prepared):
+    """Listing order is class order; training workers and shuffle buffers need mixed blocks."""
+    _, out, *_ = bucket_dataset
+    filesystem, path = storage.arrow_filesystem(split_uri(out, "train"))
+    labels = pads.dataset(path, filesystem=filesystem, format="parquet").to_table(columns=["label"])["label"].to_pylist()
+    changes = sum(a != b for a, b in zip(labels, labels[1:]))
+    assert changes > len(set(labels)) * 5, f"only {changes} class changes in {len(labels)} rows"
+
+
 def test_no_group_crosses_splits(prepared):
     _, rows = prepared
     split_of_group: dict[int, str] = {}
