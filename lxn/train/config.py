@@ -81,10 +81,10 @@ _NOT_SHAPING = {"run_name", "storage", "tracking_uri", "experiment", "registered
 
 # The embedded demo: a small, quick configuration for a CPU (flags still override each one).
 DEMO_DEFAULTS = {
-    "epochs": 12,
+    "epochs": 10,
     "image_size": 96,
     "batch_size": 32,
     "num_workers": 2,
-    "lr_step_epochs": 6,
+    "lr_step_epochs": 5,
     "rotation_degrees": 10.0,
 }
