@@ -70,8 +70,8 @@ def run(config: PrepareBenchConfig) -> list[dict]:
             "images": listed,
             "seconds": round(seconds, 1),
             "images_per_s": round(listed / seconds, 1),
-            "peak_driver_mb": round(memory.driver_mb),
-            "peak_total_mb": round(memory.total_mb),
+            "peak_driver_rss_mb": round(memory.driver_mb),
+            "peak_tree_pss_mb": round(memory.tree_mb),
             "kept": sum(manifest.split_size(s) for s in ("train", "val", "test")),
             "duplicates_removed": manifest.duplicates.get("removed", 0),
         })
@@ -80,9 +80,9 @@ def run(config: PrepareBenchConfig) -> list[dict]:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    lines = ["| images | seconds | images/s | peak driver MB | peak driver+Ray MB | kept | duplicates removed |",
+    lines = ["| images | seconds | images/s | peak driver RSS MiB | peak process-tree PSS MiB | kept | duplicates removed |",
              "|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        lines.append(f"| {r['images']} | {r['seconds']} | {r['images_per_s']} | {r['peak_driver_mb']} | "
-                     f"{r['peak_total_mb']} | {r['kept']} | {r['duplicates_removed']} |")
+        lines.append(f"| {r['images']} | {r['seconds']} | {r['images_per_s']} | {r['peak_driver_rss_mb']} | "
+                     f"{r['peak_tree_pss_mb']} | {r['kept']} | {r['duplicates_removed']} |")
     return "\n".join(lines)

@@ -31,16 +31,16 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from lxn.benchmarks.memory import PeakMemory
 from lxn.config import setting
 
-__all__ = ["ScanBenchConfig", "run", "markdown_table", "tree_memory"]
+__all__ = ["ScanBenchConfig", "run", "markdown_table"]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -136,71 +136,22 @@ def _model_throughput(model_uri: str, store: str, *, threads: int, batch_size: i
         torch.set_num_threads(previous)
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        tree.setdefault(int(fields[1]), []).append(int(entry))
-    return tree
-
-
-def _kib(path: str, field: str) -> int:
-    try:
-        with open(path) as f:
-            for line in f:
-                if line.startswith(field):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def tree_memory(pid: int) -> tuple[int, int]:
-    """(RSS of `pid`, PSS of `pid` and all its descendants), in bytes, from /proc (Linux)."""
-    tree, pending, total = _children(), [pid], 0
-    while pending:
-        current = pending.pop()
-        total += _kib(f"/proc/{current}/smaps_rollup", "Pss:")
-        pending.extend(tree.get(current, ()))
-    return _kib(f"/proc/{pid}/status", "VmRSS:") * 1024, total * 1024
-
-
 def _scan_job(args: list[str], work: Path, out: Path) -> dict[str, Any]:
     """Run jobs/scan.py writing to a fresh `out` in a subprocess; the peak memory of its process tree."""
     shutil.rmtree(out, ignore_errors=True)
-    if not os.path.exists("/proc/self/smaps_rollup"):
-        raise RuntimeError("the memory figures read /proc (Linux only)")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
     env.pop("RAY_ADDRESS", None)  # a fresh local Ray per run: its memory is measured with the job's
     log = open(work / "scan-job.log", "ab")
     job = subprocess.Popen([sys.executable, str(REPO / "jobs" / "scan.py"), *args], cwd=REPO, env=env,
                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    peak = {"driver_rss": 0, "tree_pss": 0}
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.2):
-            rss, pss = tree_memory(job.pid)
-            peak["driver_rss"] = max(peak["driver_rss"], rss)
-            peak["tree_pss"] = max(peak["tree_pss"], pss)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
     try:
-        code = job.wait()
+        with PeakMemory(job.pid) as memory:
+            code = job.wait()
     finally:
-        done.set()
-        sampler.join()
         log.close()
     if code != 0:
         raise RuntimeError(f"the scan job failed ({code}); see {work / 'scan-job.log'}")
-    return peak
+    return {"driver_rss": int(memory.driver_mb * 2**20), "tree_pss": int(memory.tree_mb * 2**20)}
 
 
 def _summary(out: Path, scan_id: str) -> dict[str, Any]:

@@ -39,7 +39,7 @@ import pyarrow as pa
 import lxn
 from lxn import storage
 from lxn.config import setting
-from lxn.data.prepared import SCHEMA, SPLITS, Manifest, split_uri
+from lxn.data.prepared import SCHEMA, SPLITS, Manifest
 
 __all__ = ["PrepareConfig", "run", "load_batch"]
 

@@ -18,7 +18,6 @@ import dataclasses
 import io
 import json
 import logging
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from lxn.models import create_model
 from lxn.presets import Preprocess, Preset
 from lxn.train.config import TrainConfig
 from lxn.train.loop import autocast_dtype, evaluate, train_one_epoch
-from lxn.tracking import ModelRef, RunTracker, check_tracking, log_model, resolve_tracking_uri
+from lxn.tracking import ModelRef, RunTracker, check_tracking, log_model
 
 __all__ = ["TrainResult", "run", "preset_for", "model_config_for", "decode_batch"]
 

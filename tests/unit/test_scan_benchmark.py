@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from lxn import storage
-from lxn.benchmarks.scan_throughput import _bucket, _photo, markdown_table, tree_memory
+from lxn.benchmarks.memory import tree_memory
+from lxn.benchmarks.scan_throughput import _bucket, _photo, markdown_table
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/smaps_rollup"), reason="reads /proc (Linux)")
 
