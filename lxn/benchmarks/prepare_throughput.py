@@ -55,7 +55,9 @@ def run(config: PrepareBenchConfig) -> list[dict]:
     from lxn.benchmarks.memory import PeakMemory
     from lxn.data.prepare import PrepareConfig
     from lxn.data.prepare import run as prepare
+    from lxn.ray_utils import init_ray
 
+    init_ray()  # a local Ray started by this process: its daemons and workers are in our process tree
     out = Path(config.out).resolve()
     rows = []
     for n in config.sizes:

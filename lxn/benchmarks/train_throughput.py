@@ -1,7 +1,8 @@
 """Training throughput on CPU: Ray Train against a plain PyTorch loop, in the same run.
 
 * plain: one process, one thread, the prepared train split decoded into memory once, the same
-  model, optimizer, preprocessing and augmentation (`lxn.train.loop.train_one_epoch`);
+  model, optimizer, preprocessing and augmentation (`lxn.train.loop.train_one_epoch`); and the
+  same with two threads, which shows what a second core buys on this machine at all;
 * ray-1 / ray-2: `lxn.train.trainer.run` with 1 and 2 workers of 1 CPU each, the split decoded
   once into Ray's object store (the trainer's cache) and streamed to the workers.
 
@@ -47,8 +48,8 @@ def _dataset(config: TrainBenchConfig, root: Path) -> str:
     return str(prepared)
 
 
-def _plain(config: TrainBenchConfig, data: str) -> float:
-    """images/s of the same recipe in one process and one thread, data in memory."""
+def _plain(config: TrainBenchConfig, data: str, threads: int = 1) -> float:
+    """images/s of the same recipe in one process with `threads` threads, data in memory."""
     import numpy as np
     import pyarrow.dataset as pads
     import torch
@@ -69,8 +70,8 @@ def _plain(config: TrainBenchConfig, data: str) -> float:
     decoded = decode_batch({"image": np.array(table["image"].to_pylist(), dtype=object),
                             "label": table["label"].to_numpy()}, preset)
     images, labels = torch.from_numpy(decoded["image"]), torch.from_numpy(decoded["label"])
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
         torch.manual_seed(0)
         model = create_model(config.model, num_classes=manifest.num_classes, bn_momentum=train.bn_momentum)
@@ -86,7 +87,7 @@ def _plain(config: TrainBenchConfig, data: str) -> float:
                                     generator=torch.Generator().manual_seed(epoch), device=torch.device("cpu"))
             rates.append(stats.images_per_s)
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(previous)
     return statistics.median(rates[1:])
 
 
@@ -115,8 +116,12 @@ def run(config: TrainBenchConfig) -> list[dict]:
     init_ray(min_cpus=4)
     data = _dataset(config, out)
     plain = _plain(config, data)
+    # What this machine's second core buys a single process: the ceiling for 2 workers vs 1.
+    plain2 = _plain(config, data, threads=2)
     rows = [{"setup": "plain PyTorch, 1 process, 1 thread", "workers": 1, "images_per_s": plain,
-             "per_worker": plain, "vs_plain": 1.0}]
+             "per_worker": plain, "vs_plain": 1.0},
+            {"setup": "plain PyTorch, 1 process, 2 threads", "workers": 1, "images_per_s": plain2,
+             "per_worker": plain2, "vs_plain": plain2 / plain}]
     with tempfile.TemporaryDirectory(prefix="lxn-bench-") as scratch:
         for workers in (1, 2):
             rate = _ray(config, data, workers, Path(scratch))
