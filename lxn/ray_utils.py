@@ -5,13 +5,35 @@ from __future__ import annotations
 import logging
 import os
 
-__all__ = ["init_ray"]
+__all__ = ["init_ray", "keep_local_ray_on_loopback"]
 
 log = logging.getLogger(__name__)
 
+# Ray's switch for its single-node mode (named for macOS and Windows, where it is the default):
+# with it off, every address Ray advertises is 127.0.0.1 instead of the machine's routable one.
+_MULTI_NODE_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
-def init_ray(min_cpus: int = 1) -> None:
-    """Join the cluster in RAY_ADDRESS (set by `ray job submit`), else start a local one.
+
+def keep_local_ray_on_loopback() -> None:
+    """Make the Ray this process starts (or joins on this machine) advertise 127.0.0.1 only.
+
+    A local instance serves no other node, yet Ray advertises the address it would use to reach
+    the internet, and a sandboxed machine may refuse connections to that address from itself
+    (our CI did: "Failed to connect to Ray cluster at 192.0.2.2"). Ray reads the switch when it is
+    imported, so set both the variable (for the daemons and workers started from here) and the
+    constant (for this process, which may have imported Ray already). An explicit setting wins.
+    """
+    if os.environ.get(_MULTI_NODE_SWITCH) is not None:
+        return
+    os.environ[_MULTI_NODE_SWITCH] = "0"
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
+
+
+def init_ray(min_cpus: int = 1, address: str | None = None) -> None:
+    """Join the cluster at `address` or in RAY_ADDRESS (set by `ray job submit`), else start a
+    local one on loopback.
 
     A local instance advertises at least `min_cpus` logical CPUs, even on a smaller machine:
     training workers each hold their CPUs for the whole run, and Ray Data's read and decode
@@ -21,9 +43,10 @@ def init_ray(min_cpus: int = 1) -> None:
 
     if ray.is_initialized():
         return
-    if os.environ.get("RAY_ADDRESS"):
-        ray.init()
+    if address or os.environ.get("RAY_ADDRESS"):
+        ray.init(address=address)
         return
+    keep_local_ray_on_loopback()
     cpus = max(os.cpu_count() or 1, min_cpus)
     log.info("starting a local Ray instance with %d logical CPUs", cpus)
     ray.init(num_cpus=cpus)

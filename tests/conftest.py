@@ -81,7 +81,7 @@ def s3_bucket(s3_endpoint):
 
 @pytest.fixture(scope="session")
 def ray_head(s3_endpoint):
-    """A real Ray head node on loopback (`ray start --head`), with its dashboard for `ray job
+    """A real Ray head node on loopback (`ray start --head`, advertising 127.0.0.1 only), with its dashboard for `ray job
     submit` and token authentication on. Yields (gcs address, dashboard URL, env for clients).
 
     Its processes see the S3 test endpoint and its dummy credentials in their environment, as
@@ -103,6 +103,13 @@ def ray_head(s3_endpoint):
         "RAY_AUTH_MODE": "token",
         "RAY_AUTH_TOKEN": secrets.token_hex(16),
     }
+    # Before this process imports Ray, which reads its authentication settings once.
+    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+    os.environ.update(RAY_AUTH_MODE=env["RAY_AUTH_MODE"], RAY_AUTH_TOKEN=env["RAY_AUTH_TOKEN"])
+    from lxn.ray_utils import keep_local_ray_on_loopback
+
+    keep_local_ray_on_loopback()
+    env.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"])
     subprocess.run(
         [os.path.join(bin_dir, "ray"), "start", "--head", f"--port={port}", "--dashboard-host=127.0.0.1",
          f"--dashboard-port={dashboard}", "--num-cpus=4", f"--temp-dir={temp_dir}", "--include-dashboard=true",
@@ -113,8 +120,6 @@ def ray_head(s3_endpoint):
          f"--ray-client-server-port={free_port()}"],
         env=env, check=True, capture_output=True, timeout=180,
     )
-    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
-    os.environ.update(RAY_AUTH_MODE=env["RAY_AUTH_MODE"], RAY_AUTH_TOKEN=env["RAY_AUTH_TOKEN"])
     try:
         _wait_for_job_agent(f"http://127.0.0.1:{dashboard}", env)
         yield f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}", env

@@ -301,8 +301,8 @@ class _Embed:
 
 
 def _embedding_pairs(loaded_path: str, loaded_fs, staging: str, config: PrepareConfig) -> np.ndarray:
-    """(row id, row id) pairs whose embeddings have cosine >= the threshold (random-hyperplane
-    LSH, verified exactly). The driver holds N x 1280 float16 (2.5 KB per image, 5.6 GB for
+    """(row id, row id) pairs whose embeddings have cosine >= the threshold (every pair compared
+    up to 20k images, random-hyperplane LSH verified exactly above). The driver holds N x 1280 float16 (2.5 KB per image, 5.6 GB for
     WebLogo-2M: run this pass on a head node sized for it, or on a subset)."""
     import pyarrow.dataset as pads
     import ray.data
@@ -324,7 +324,7 @@ def _embedding_pairs(loaded_path: str, loaded_fs, staging: str, config: PrepareC
     table = pads.dataset(out_path, filesystem=out_fs, format="parquet").to_table().sort_by("row_id")
     row_id = table["row_id"].to_numpy()
     embeddings = np.stack(table["embedding"].to_numpy(zero_copy_only=False)).astype(np.float32)
-    pairs = dedup.embedding_duplicate_pairs(embeddings, config.embedding_threshold, method="lsh")
+    pairs = dedup.embedding_duplicate_pairs(embeddings, config.embedding_threshold)
     return row_id[pairs] if len(pairs) else np.zeros((0, 2), dtype=np.int64)
 
 

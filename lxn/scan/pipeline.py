@@ -27,6 +27,7 @@ from typing import Any
 
 from lxn import storage
 from lxn.config import to_dict
+from lxn.ray_utils import init_ray
 from lxn.scan import listing as listing_mod
 from lxn.scan.config import ScanConfig, derive_scan_id, scan_date
 from lxn.scan.fetch import fetch_and_decode
@@ -166,20 +167,13 @@ def _list(config: ScanConfig, layout: Layout, scan_id: str, sources: list[str], 
     return stats
 
 
-def _ensure_ray(address: str | None) -> None:
-    import ray
-
-    if not ray.is_initialized():
-        ray.init(address=address)
-
-
 def _scan(config: ScanConfig, layout: Layout, scan_id: str, inputs: list[str], pending: int, preset,
           model_uri: str, tracking_uri: str) -> dict[str, Any]:
     """Run the Ray Data pipeline over the staged listing files `inputs`, staging results."""
     import ray
     import ray.data
 
-    _ensure_ray(config.ray_address)
+    init_ray(address=config.ray_address)
     context = ray.data.DataContext.get_current()
     context.retried_io_errors = list(dict.fromkeys([*context.retried_io_errors, *_RETRIED_IO_ERRORS]))
     context.enable_progress_bars = config.progress_bars

@@ -431,10 +431,19 @@ def test_lsh_recall_formula_matches_simulation():
     noise -= (noise * base).sum(1, keepdims=True) * base
     noise /= np.linalg.norm(noise, axis=1, keepdims=True)
     e = np.concatenate([base, cos * base + np.sqrt(1 - cos**2) * noise])
-    pairs = embedding_duplicate_pairs(e, cos - 1e-4, bits_per_table=bits, num_tables=tables, seed=0)
+    pairs = embedding_duplicate_pairs(e, cos - 1e-4, method="lsh", bits_per_table=bits, num_tables=tables, seed=0)
     planted_found = np.isin(pairs[:, 0] + 400, pairs[:, 1]).sum()
     assert abs(planted_found / 400 - lsh_recall(cos, bits, tables)) < 0.08
     assert lsh_recall(1.0, 16, 1) == 1.0 and lsh_recall(0.985, 16, 12) > 0.99
+
+
+def test_auto_compares_every_pair_of_a_small_set_and_hashes_a_large_one(monkeypatch):
+    import lxn.data.dedup as dedup
+
+    e = np.random.default_rng(3).standard_normal((50, 8)).astype(np.float32)
+    assert len(embedding_duplicate_pairs(e, -1.0)) == 50 * 49 // 2  # exact: nothing missed
+    monkeypatch.setattr(dedup, "EXACT_PAIRS_MAX_ITEMS", 49)
+    assert len(embedding_duplicate_pairs(e, -1.0, bits_per_table=8, num_tables=1)) < 50 * 49 // 2  # buckets only
 
 
 def test_bad_embeddings_are_rejected():

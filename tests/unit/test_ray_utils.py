@@ -1,0 +1,30 @@
+"""Local Ray stays on loopback, even where the machine's routable address refuses connections."""
+
+import os
+import subprocess
+import sys
+
+PROBE = """
+import os, ray
+from ray._private import services
+from lxn.ray_utils import keep_local_ray_on_loopback
+keep_local_ray_on_loopback()   # after `import ray`: the constant must be patched, not only the variable
+print(os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"], services.get_node_ip_address(),
+      services.resolve_ip_for_localhost("127.0.0.1"))
+"""
+
+
+def _probe(**env):
+    base = {k: v for k, v in os.environ.items() if k != "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"}
+    done = subprocess.run([sys.executable, "-c", PROBE], env={**base, **env}, capture_output=True, text=True,
+                          check=True, timeout=120)
+    return done.stdout.split()
+
+
+def test_local_ray_advertises_loopback_only():
+    assert _probe() == ["0", "127.0.0.1", "127.0.0.1"]
+
+
+def test_an_explicit_setting_wins():
+    switch, _, _ = _probe(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="1")
+    assert switch == "1"
