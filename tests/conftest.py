@@ -3,6 +3,7 @@
 * `s3_endpoint`: moto's S3 server as its own process, speaking HTTP on 127.0.0.1 (not an
   in-process mock), so Ray workers, boto3 and pyarrow reach it exactly as they reach real S3.
 * `s3_bucket`: a fresh, empty bucket on that endpoint for one test.
+* `ray_head` / `ray_cluster`: a real Ray head node on loopback, and this process joined to it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,19 @@ _S3_ENV = {
     "AWS_SECRET_ACCESS_KEY": "lxn-test-secret",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+
+def pytest_configure(config):
+    """Before any test module imports Ray, which reads these settings once per process: token
+    authentication for the test cluster, and every Ray address on loopback (see
+    `keep_local_ray_on_loopback`). Subprocesses inherit both."""
+    import secrets
+
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(16)
+    from lxn.ray_utils import keep_local_ray_on_loopback
+
+    keep_local_ray_on_loopback()
 
 
 def free_port() -> int:
@@ -81,15 +95,15 @@ def s3_bucket(s3_endpoint):
 
 @pytest.fixture(scope="session")
 def ray_head(s3_endpoint):
-    """A real Ray head node on loopback (`ray start --head`, advertising 127.0.0.1 only), with its dashboard for `ray job
-    submit` and token authentication on. Yields (gcs address, dashboard URL, env for clients).
+    """A real Ray head node on loopback (`ray start --head`, advertising 127.0.0.1 only), with its
+    dashboard for `ray job submit` and token authentication on. Yields (gcs address, dashboard URL, env for clients).
 
     Its processes see the S3 test endpoint and its dummy credentials in their environment, as
     cluster nodes see their instance role: nothing secret travels in a job's runtime_env.
 
+    Authentication is on: clients need RAY_AUTH_TOKEN, set for the session in pytest_configure.
     Everything lives under its own short --temp-dir, so teardown stops exactly this cluster's
     processes (never another Ray instance on the machine, as `ray stop` would)."""
-    import secrets
     import uuid
 
     import psutil
@@ -97,19 +111,7 @@ def ray_head(s3_endpoint):
     temp_dir = f"/tmp/lxnray-{uuid.uuid4().hex[:8]}"  # short: Unix socket paths are limited
     port, dashboard = free_port(), free_port()
     bin_dir = str(Path(sys.executable).parent)
-    env = {
-        **os.environ,
-        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-        "RAY_AUTH_MODE": "token",
-        "RAY_AUTH_TOKEN": secrets.token_hex(16),
-    }
-    # Before this process imports Ray, which reads its authentication settings once.
-    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
-    os.environ.update(RAY_AUTH_MODE=env["RAY_AUTH_MODE"], RAY_AUTH_TOKEN=env["RAY_AUTH_TOKEN"])
-    from lxn.ray_utils import keep_local_ray_on_loopback
-
-    keep_local_ray_on_loopback()
-    env.update(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"])
+    env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}  # token: pytest_configure
     subprocess.run(
         [os.path.join(bin_dir, "ray"), "start", "--head", f"--port={port}", "--dashboard-host=127.0.0.1",
          f"--dashboard-port={dashboard}", "--num-cpus=4", f"--temp-dir={temp_dir}", "--include-dashboard=true",
@@ -124,11 +126,6 @@ def ray_head(s3_endpoint):
         _wait_for_job_agent(f"http://127.0.0.1:{dashboard}", env)
         yield f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}", env
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         ours = [p for p in psutil.process_iter(["cmdline"]) if any(temp_dir in c for c in p.info["cmdline"] or [])]
         for process in ours:
             process.terminate()
