@@ -74,6 +74,7 @@ def run(config: PrepareBenchConfig) -> list[dict]:
             "images_per_s": round(listed / seconds, 1),
             "peak_driver_rss_mb": round(memory.driver_mb),
             "peak_tree_pss_mb": round(memory.tree_mb),
+            "peak_tree_by_process": {t: {"processes": c, "pss_mb": round(mb)} for t, (c, mb) in memory.tree_at_peak.items()},
             "kept": sum(manifest.split_size(s) for s in ("train", "val", "test")),
             "duplicates_removed": manifest.duplicates.get("removed", 0),
         })

@@ -31,6 +31,26 @@ def test_tree_memory_counts_descendants():
     assert tree_memory(os.getpid())[1] < total - 60 * 2**20
 
 
+def test_peak_memory_says_which_processes_held_it():
+    from lxn.benchmarks.memory import PeakMemory
+
+    probe = ("import time; x = bytearray(80 * 2**20); x[::4096] = b'x' * len(x[::4096]); "
+             "print('ready', flush=True); time.sleep(30)")
+    with PeakMemory(interval_s=0.05) as memory:
+        # `exec -a` names the child as Ray names its workers: by argv[0].
+        child = subprocess.Popen(["bash", "-c", f'exec -a lxn-probe "{sys.executable}" -c "{probe}"'],
+                                 stdout=subprocess.PIPE)
+        try:
+            assert child.stdout.readline().strip() == b"ready"
+            time.sleep(0.3)
+        finally:
+            child.kill()
+            child.wait()
+    count, mb = memory.tree_at_peak["lxn-probe"]
+    assert count == 1 and mb > 80
+    assert memory.tree_mb >= sum(mb for _, mb in memory.tree_at_peak.values()) - 1
+
+
 def test_buckets_are_distinct_objects_sharing_a_few_photos(tmp_path):
     originals = []
     for i in range(3):
