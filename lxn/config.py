@@ -52,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type) -> argparse.Argume
             continue
         tp, optional = _unwrap_optional(hints[field.name])
         default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
-        help_text = f"{field.metadata.get('help', '')} (default: {default!r})"
+        # argparse %-formats help strings: a literal "%" in a help line must reach it doubled.
+        help_text = f"{field.metadata.get('help', '')} (default: {default!r})".replace("%", "%%")
         kwargs: dict[str, Any] = {"dest": field.name, "default": argparse.SUPPRESS, "help": help_text}
         origin = typing.get_origin(tp)
         if tp is bool:

@@ -19,6 +19,7 @@ class Demo:
     data: str | None = setting(None, "dataset URI")
     out: Path = setting(Path("out"), "output")
     seeds: list[int] = setting([0, 1], "seeds")
+    share: float = setting(0.3, "share of memory (30% by default)")
 
 
 def test_defaults_and_flags():
@@ -26,6 +27,13 @@ def test_defaults_and_flags():
     cfg = parse_config(Demo, ["--epochs", "3", "--lr", "0.5", "--model", "b", "--use-gpu", "--seeds", "4", "5"])
     assert (cfg.epochs, cfg.lr, cfg.model, cfg.use_gpu, cfg.seeds) == (3, 0.5, "b", True, [4, 5])
     assert parse_config(Demo, ["--no-use-gpu"]).use_gpu is False
+
+
+def test_help_lists_every_setting_even_with_a_percent_sign(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        parse_config(Demo, ["--help"])
+    assert exit_.value.code == 0
+    assert "(30% by default)" in capsys.readouterr().out
 
 
 def test_config_file_under_command_line(tmp_path):
@@ -53,6 +61,7 @@ def test_bad_choice_exits():
 def test_to_dict_is_json_ready():
     assert json.loads(json.dumps(to_dict(Demo()))) == {
         "epochs": 150, "lr": 1e-3, "model": "a", "use_gpu": False, "data": None, "out": "out", "seeds": [0, 1],
+        "share": 0.3,
     }
 
 
