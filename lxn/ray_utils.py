@@ -12,6 +12,7 @@ log = logging.getLogger(__name__)
 # Ray's switch for its single-node mode (named for macOS and Windows, where it is the default):
 # with it off, every address Ray advertises is 127.0.0.1 instead of the machine's routable one.
 _MULTI_NODE_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+_FOOTER_ACTORS = "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS"
 
 
 def keep_local_ray_on_loopback() -> None:
@@ -31,13 +32,14 @@ def keep_local_ray_on_loopback() -> None:
     ray_constants.ENABLE_RAY_CLUSTER = False
 
 
-def init_ray(min_cpus: int = 1, address: str | None = None) -> None:
+def init_ray(min_cpus: int = 1, address: str | None = None, object_store_mb: int | None = None) -> None:
     """Join the cluster at `address` or in RAY_ADDRESS (set by `ray job submit`), else start a
     local one on loopback.
 
     A local instance advertises at least `min_cpus` logical CPUs, even on a smaller machine:
     training workers each hold their CPUs for the whole run, and Ray Data's read and decode
     stages need slots of their own beside them, or the job waits forever for a free CPU.
+    `object_store_mb` sizes its object store (default: Ray's, 30% of memory).
     """
     import ray
 
@@ -48,5 +50,10 @@ def init_ray(min_cpus: int = 1, address: str | None = None) -> None:
         return
     keep_local_ray_on_loopback()
     cpus = max(os.cpu_count() or 1, min_cpus)
+    # Every Parquet read in Ray 2.60 lists its files through a pool of footer-reading actors,
+    # 32 by default: sized for many nodes reading from S3, and on a small machine a 2 GB burst
+    # of idle Python processes (measured in the prepare benchmark). Size the pool to this machine;
+    # the workers started here inherit the setting.
+    os.environ.setdefault(_FOOTER_ACTORS, str(max(2, cpus)))
     log.info("starting a local Ray instance with %d logical CPUs", cpus)
-    ray.init(num_cpus=cpus)
+    ray.init(num_cpus=cpus, object_store_memory=object_store_mb * 2**20 if object_store_mb else None)

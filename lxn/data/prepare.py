@@ -81,6 +81,7 @@ class PrepareConfig:
     tracking_uri: str | None = setting(None, "MLflow tracking URI for --embedding-model (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
     listing_chunk: int = setting(100_000, "rows per listing file (bounds the driver's memory)")
     batch_size: int = setting(64, "images per Ray Data batch")
+    load_block_rows: int = setting(256, "images per load task, and per staged file (about 5 MB re-encoded): every CPU loads, and memory stays flat at any dataset size")
 
 
 def _code_version() -> str:
@@ -388,6 +389,8 @@ def run(config: PrepareConfig) -> Manifest:
         raise ValueError("prepare needs at least one --source")
     if len(config.fractions) != 3 or abs(sum(config.fractions) - 1) > 1e-6:
         raise ValueError(f"--fractions must be three numbers summing to 1, got {config.fractions}")
+    if config.batch_size < 1 or config.load_block_rows < 1:
+        raise ValueError(f"--batch-size and --load-block-rows must be at least 1, got {config.batch_size}, {config.load_block_rows}")
     sources = [storage.normalize_uri(s) for s in config.source]
     out = storage.normalize_uri(config.out)
     staging = storage.join(out, "_staging")
@@ -410,13 +413,18 @@ def run(config: PrepareConfig) -> Manifest:
         # depend on the class mix and evaluation collapses. Shuffling the listing (small rows,
         # not images) with the seed makes every later block a fair sample, at flat memory.
         .random_shuffle(seed=config.seed)
+        # The shuffle keeps the listing's blocks (a listing file each, up to 100k rows). Cut them
+        # small: each block is one load task, so every CPU loads, and each task's memory (and
+        # each staged file the write stage reads back) stays the same size at any scale.
+        .repartition(target_num_rows_per_block=config.load_block_rows)
         .map_batches(load_batch, fn_kwargs={"config": config}, batch_format="pyarrow", batch_size=config.batch_size)
         .write_parquet(loaded_path, filesystem=loaded_fs)
     )
 
     import pyarrow.dataset as pads
 
-    small = pads.dataset(loaded_path, filesystem=loaded_fs, format="parquet").to_table(
+    loaded = pads.dataset(loaded_path, filesystem=loaded_fs, format="parquet")
+    small = loaded.to_table(
         columns=["row_id", "source_uri", "class_name", "status", "error_kind", "error", "phash",
                  "width", "height", "pixel_sum", "pixel_sq_sum", "pixel_count"]
     ).sort_by("row_id")
@@ -461,7 +469,8 @@ def run(config: PrepareConfig) -> Manifest:
         quarantined=len(decision.quarantine),
         code_version=_code_version(),
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        extra={"quarantine_by_kind": kinds, "images_listed": rows, "max_side": config.max_side},
+        extra={"quarantine_by_kind": kinds, "images_listed": rows, "max_side": config.max_side,
+               "load_tasks": len(loaded.files)},  # a staged file per load task
         **decision.manifest_parts,
     )
     storage.delete_prefix(staging)

@@ -19,6 +19,7 @@ from tests.image_samples import image_kinds
 pytestmark = pytest.mark.slow
 
 DATA = SyntheticConfig(num_brands=4, images_per_brand=20, no_logo_images=10, image_size=128, seed=3)
+SMALL_TASKS = dict(batch_size=16, load_block_rows=16)  # several load tasks even for 99 images
 BAD = ["empty", "html_as_jpg", "truncated_jpeg", "png_bomb"]
 
 
@@ -83,7 +84,7 @@ def _rows(out: str):
 @pytest.fixture(scope="module")
 def prepared(bucket_dataset):
     source, out, *_ = bucket_dataset
-    manifest = run(PrepareConfig(source=[source], out=out, seed=7))
+    manifest = run(PrepareConfig(source=[source], out=out, seed=7, **SMALL_TASKS))
     return manifest, _rows(out)
 
 
@@ -132,6 +133,13 @@ def test_shards_are_shuffled_not_in_class_order(bucket_dataset, prepared):
     assert changes > len(set(labels)) * 5, f"only {changes} class changes in {len(labels)} rows"
 
 
+def test_loading_is_spread_over_small_tasks(prepared):
+    """One load task per `load_block_rows` listing rows (a task takes at least `batch_size`), not
+    one for the whole listing (which would load on one CPU, with memory growing with the data)."""
+    manifest, _ = prepared
+    assert manifest.extra["load_tasks"] >= -(-manifest.extra["images_listed"] // 16)
+
+
 def test_no_group_crosses_splits(prepared):
     _, rows = prepared
     split_of_group: dict[int, str] = {}
@@ -151,7 +159,7 @@ def test_splits_are_stratified_within_one_image_per_class(prepared):
 def test_rerun_into_the_same_output_is_safe_and_identical(bucket_dataset, prepared):
     source, out, *_ = bucket_dataset
     manifest, rows = prepared
-    again = run(PrepareConfig(source=[source], out=out, seed=7))
+    again = run(PrepareConfig(source=[source], out=out, seed=7, **SMALL_TASKS))
     assert {k: v for k, v in again.__dict__.items() if k != "created_at"} == {
         k: v for k, v in manifest.__dict__.items() if k != "created_at"}
     rerun_rows = _rows(out)

@@ -28,3 +28,19 @@ def test_local_ray_advertises_loopback_only():
 def test_an_explicit_setting_wins():
     switch, _, _ = _probe(RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="1")
     assert switch == "1"
+
+
+def test_a_local_instance_is_on_loopback_with_the_cpus_asked_and_a_small_footer_pool():
+    probe = """
+import os, ray
+from lxn.ray_utils import init_ray
+init_ray(min_cpus=3)
+print(ray.util.get_node_ip_address(), int(ray.cluster_resources()["CPU"]), os.environ["RAY_DATA_PARQUET_FOOTER_NUM_ACTORS"])
+ray.shutdown()
+"""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "RAY_DATA_PARQUET_FOOTER_NUM_ACTORS", "RAY_ADDRESS")}
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ip, cpus, footer_actors = done.stdout.split()[-3:]
+    assert ip == "127.0.0.1" and int(cpus) == max(3, os.cpu_count()) and int(footer_actors) == int(cpus)
