@@ -332,35 +332,35 @@ def _embedding_pairs(loaded_path: str, loaded_fs, staging: str, config: PrepareC
 # ---------------------------------------------------------------------------- stage 4: write
 
 
-class _Assign:
-    """Ray Data map stage: attach each kept row's split and group; drop the rest."""
+def _assign(table: pa.Table, *, split_ref, group_ref, class_index: dict[str, int]) -> pa.Table:
+    """Ray Data map stage: label each kept row, attach its split and group; drop the rest.
 
-    def __init__(self, split_ref, group_ref) -> None:
-        import ray
+    A plain task, fused with the read before it and the write after it, so a staged file goes
+    from disk to its output shards inside one process and never through the object store
+    (an actor here made every block cross it, and memory grew with the dataset). The per-row
+    arrays come as object refs: `ray.get` maps them from shared memory without a copy."""
+    import ray
 
-        self.split_of_row = ray.get(split_ref) if not isinstance(split_ref, np.ndarray) else split_ref
-        self.group_of_row = ray.get(group_ref) if not isinstance(group_ref, np.ndarray) else group_ref
-
-    def __call__(self, table: pa.Table) -> pa.Table:
-        row_id = table["row_id"].to_numpy()
-        codes = self.split_of_row[row_id]
-        kept = codes >= 0
-        table = table.filter(pa.array(kept))
-        row_id, codes = row_id[kept], codes[kept]
-        return pa.table(
-            {
-                "image": table["image"],
-                "label": pa.array(table["label"].to_numpy(), pa.int32()),
-                "class_name": table["class_name"],
-                "split": pa.array([SPLITS[c] for c in codes], pa.string()),
-                "source_uri": table["source_uri"],
-                "phash": table["phash"],
-                "group": pa.array(self.group_of_row[row_id], pa.int64()),
-                "width": table["width"],
-                "height": table["height"],
-            },
-            schema=SCHEMA,
-        )
+    split_of_row, group_of_row = ray.get(split_ref), ray.get(group_ref)
+    row_id = table["row_id"].to_numpy()
+    codes = split_of_row[row_id]
+    kept = codes >= 0
+    table = table.filter(pa.array(kept))
+    row_id, codes = row_id[kept], codes[kept]
+    return pa.table(
+        {
+            "image": table["image"],
+            "label": pa.array([class_index[c] for c in table["class_name"].to_pylist()], pa.int32()),
+            "class_name": table["class_name"],
+            "split": pa.array([SPLITS[c] for c in codes], pa.string()),
+            "source_uri": table["source_uri"],
+            "phash": table["phash"],
+            "group": pa.array(group_of_row[row_id], pa.int64()),
+            "width": table["width"],
+            "height": table["height"],
+        },
+        schema=SCHEMA,
+    )
 
 
 def _clear(out: str) -> None:
@@ -442,18 +442,13 @@ def run(config: PrepareConfig) -> Manifest:
     del small
 
     class_index = {name: i for i, name in enumerate(classes)}
-
-    def with_label(table: pa.Table) -> pa.Table:
-        labels = pa.array([class_index[c] for c in table["class_name"].to_pylist()], pa.int32())
-        return table.append_column("label", labels)
-
     out_fs, out_path = storage.arrow_filesystem(out)
     (
         ray.data.read_parquet(loaded_path, filesystem=loaded_fs)
         .filter(expr=col("status") == "ok")
-        .map_batches(with_label, batch_format="pyarrow")
-        .map_batches(_Assign, fn_constructor_args=(ray.put(decision.split_of_row), ray.put(decision.group_of_row)),
-                     batch_format="pyarrow", batch_size=config.batch_size * 8, compute=ray.data.ActorPoolStrategy(min_size=1, max_size=2))
+        .map_batches(_assign, fn_kwargs={"split_ref": ray.put(decision.split_of_row),
+                                         "group_ref": ray.put(decision.group_of_row), "class_index": class_index},
+                     batch_format="pyarrow", batch_size=None)
         .write_parquet(out_path, filesystem=out_fs, partition_cols=["split"])
     )
 
