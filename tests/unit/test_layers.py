@@ -86,6 +86,44 @@ def test_hse_sab_paper_gate_cannot_go_below_half():
     assert torch.all(block.channel_gate(torch.rand(1, 16, 5, 5) + 1) == 0.5)
 
 
+def test_hse_sab_pooled_descriptor_is_mean_max_min_local():
+    """F_pooled = [GAP; GMP; GMinP; LAP_2x2], channel-major within each slot, on a hand-made map
+    whose four statistics all differ (so no pooling can stand in for another)."""
+    block = HierarchicalSESpatialAttention(2, reduction=1, local_size=2)
+    x = torch.tensor(
+        [
+            [[1.0, 2.0, 9.0], [4.0, 0.0, 6.0], [7.0, 8.0, 3.0]],
+            [[-5.0, 1.0, 0.0], [2.0, 4.0, -3.0], [0.0, 1.0, 12.0]],
+        ]
+    )[None]
+    xs = x[0].numpy()
+    mean = xs.mean(axis=(1, 2))                     # [4.444, 1.333]
+    maximum = xs.max(axis=(1, 2))                   # [9, 12]
+    minimum = xs.min(axis=(1, 2))                   # [0, -5]
+    # adaptive 3 -> 2 average pooling: cells cover rows/cols [0:2] and [1:3]
+    local = np.array([[xs[c][r:r + 2, q:q + 2].mean() for r in (0, 1) for q in (0, 1)] for c in (0, 1)])
+    expected = np.concatenate([mean, maximum, minimum, local.reshape(-1)])
+    assert len({*mean, *maximum, *minimum}) == 6
+    np.testing.assert_allclose(block.pooled(x)[0].detach().numpy(), expected, rtol=1e-6)
+    # a subset keeps the same order and meaning
+    only = HierarchicalSESpatialAttention(2, reduction=1, poolings=("min", "max"))
+    np.testing.assert_allclose(only.pooled(x)[0].numpy(), np.concatenate([maximum, minimum]), rtol=1e-6)
+
+
+def test_hse_sab_min_pooling_reaches_the_output():
+    """Only the min slot feeds the excitation, with a weight that keeps it positive through both
+    ReLUs: the output must move exactly as sigmoid(w * min) says."""
+    block = HierarchicalSESpatialAttention(1, reduction=1, poolings=("avg", "max", "min"), gate="paper")
+    with torch.no_grad():
+        block.fc1.weight.zero_(); block.fc2.weight.zero_(); block.spatial.weight.zero_(); block.spatial.bias.zero_()
+        block.fc1.weight[0, 2] = -1.0   # hidden 0 <- -min (min is negative below, so positive)
+        block.fc2.weight[0, 0] = 1.0
+    x = torch.tensor([[[2.0, -3.0], [5.0, 1.0]]])[None]
+    out = block(x)[0, 0].detach().numpy()
+    gate = sigmoid(max(0.0, 3.0))   # -min = 3; mean (1.25) or max (5) would give other gates
+    np.testing.assert_allclose(out, x[0, 0].numpy() * gate * 0.5, rtol=1e-6)  # spatial gate sigmoid(0)
+
+
 def test_hse_sab_equation_by_hand():
     block = HierarchicalSESpatialAttention(2, reduction=1, local_size=2, gate="paper")
     x = torch.tensor(

@@ -31,6 +31,28 @@ def test_matches_scikit_learn(data):
     assert [report["per_class_accuracy"][n] for n in names] == pytest.approx(list(recalls))
 
 
+def test_macro_average_leaves_out_classes_absent_from_labels_and_predictions():
+    """Five classes, one ("e") never true and never predicted: macro P/R/F1 average over the
+    four present classes, as scikit-learn's macro does, not over all five."""
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 4, 200)
+    scores = rng.random((200, 5))
+    scores[:, 4] = -1.0                                         # "e" is never the argmax
+    scores[np.arange(200), labels] += rng.random(200)
+    pred = scores.argmax(1)
+    assert 4 not in labels and 4 not in pred
+    report = classification_report(labels, scores, list("abcde"))
+    assert report["precision_macro"] == pytest.approx(skm.precision_score(labels, pred, average="macro"))
+    assert report["recall_macro"] == pytest.approx(skm.recall_score(labels, pred, average="macro"))
+    assert report["f1_macro"] == pytest.approx(skm.f1_score(labels, pred, average="macro"))
+    # a class that is predicted but never true counts (with precision 0), as in scikit-learn
+    pred_only = labels.copy()
+    scores2 = np.eye(5)[pred_only]
+    scores2[:7] = np.eye(5)[4]
+    report2 = classification_report(labels, scores2, list("abcde"))
+    assert report2["f1_macro"] == pytest.approx(skm.f1_score(labels, scores2.argmax(1), average="macro"))
+
+
 def test_class_missing_from_labels_is_skipped_in_auc():
     labels = np.array([0, 0, 1, 1])
     scores = np.array([[0.9, 0.1, 0.0], [0.6, 0.4, 0.0], [0.2, 0.8, 0.0], [0.7, 0.3, 0.0]])

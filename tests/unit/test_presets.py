@@ -76,3 +76,29 @@ def test_inference_model_exports_with_preprocessing_inside(tmp_path):
     x = torch.randint(0, 256, (4, 96, 96, 3), dtype=torch.uint8)
     with torch.inference_mode():
         torch.testing.assert_close(loaded(x), model(x), atol=1e-6, rtol=1e-6)
+
+
+class _Pixels(torch.nn.Module):
+    """A 'model' that returns its (preprocessed) input: the exported graph then shows the pixels."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+
+def test_exported_model_sees_the_pixels_training_sees(tmp_path):
+    """The scan feeds the exported, eval-mode graph; training normalises with a training-mode
+    Preprocess. For the same image (augmentation aside) both must give the same pixels, denoising
+    included: a step that ran in one mode only would be a silent train/scan skew."""
+    preset = Preset(image_size=32, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.3), denoise_sigma=0.8)
+    images = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8)
+    training = Preprocess(preset).train()
+    train_pixels = training.normalize(to_float_nchw(images))
+    program = torch.export.export(InferenceModel(_Pixels(), preset).eval(), (images,))
+    torch.export.save(program, tmp_path / "pixels.pt2")
+    exported = torch.export.load(tmp_path / "pixels.pt2").module()
+    with torch.inference_mode():
+        scan_pixels = exported(images)
+    torch.testing.assert_close(scan_pixels, train_pixels, atol=1e-6, rtol=1e-6)
+    # and the denoising is really in there (this preset's blur changes these pixels)
+    plain = (to_float_nchw(images) - training.mean) / training.std
+    assert (scan_pixels - plain).abs().max() > 0.05
