@@ -6,9 +6,13 @@ passes URI strings around and calls the functions here, so the same code runs on
 
 URIs
     A URI is a local path (relative, absolute, or `file://`) or `s3://bucket/key`. Local paths are
-    normalised to absolute path strings; S3 URIs are validated (AWS bucket naming rules, no `.` or
-    `..` key segments, no NUL, key at most 1024 bytes) and kept as given, scheme lower-cased.
-    Anything else raises `InvalidURIError`, a `ValueError` whose message says what to write.
+    normalised to absolute path strings; S3 URIs are validated (AWS bucket naming rules, no NUL,
+    key at most 1024 bytes) and kept exactly as given, scheme lower-cased: every legal S3 key is
+    kept, `.`/`..` segments, `//`, spaces, `#`, `?` and `%` included (boto3 sends them as they are).
+    A location lxn writes through pyarrow (`location`: report roots, checkpoints, prepared data)
+    must not have `.`/`..` or empty segments, because pyarrow resolves or refuses them. Anything
+    else, a one-slash typo such as `s3:/bucket/key` included, raises `InvalidURIError`, a
+    `ValueError` whose message says what to write.
 
 Endpoint and credentials
     The S3 endpoint is the `endpoint_url` argument, else `AWS_ENDPOINT_URL_S3`, else
@@ -55,6 +59,7 @@ __all__ = [
     "InvalidURIError",
     "ObjectInfo",
     "normalize_uri",
+    "location",
     "is_s3",
     "split_s3",
     "join",
@@ -70,9 +75,11 @@ __all__ = [
     "write_bytes",
     "write_text",
     "exists",
+    "check_writable",
     "object_info",
     "delete",
     "delete_prefix",
+    "remove_debris",
     "arrow_filesystem",
 ]
 
@@ -95,6 +102,8 @@ STREAM_BACKOFF_S = 0.2
 _S3_SCHEME = "s3://"
 _FILE_SCHEME = "file://"
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+# `s3:/bucket`, `s3:bucket`, `file:/x`: a URI scheme without its `//` is a typo, not a local path.
+_TYPO_RE = re.compile(r"^(s3|s3a|s3n|gs|gcs|file|http|https|az|abfs|abfss|hdfs|models|runs):(?!//)", re.I)
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 _BUCKET_BAD_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
@@ -133,12 +142,6 @@ def _check_bucket(bucket: str, uri: str) -> None:
 
 
 def _check_key(key: str, uri: str) -> None:
-    segments = key.split("/")
-    if any(s in (".", "..") for s in segments):
-        raise InvalidURIError(
-            f"invalid S3 URI {uri!r}: '.' and '..' segments are not allowed in keys "
-            "(S3 does not resolve them, so they would name a different object than intended)"
-        )
     if len(key.encode("utf-8", "surrogatepass")) > _MAX_KEY_BYTES:
         raise InvalidURIError(f"invalid S3 URI {uri!r}: keys are at most {_MAX_KEY_BYTES} bytes in UTF-8")
 
@@ -166,6 +169,15 @@ def normalize_uri(uri: str | os.PathLike[str]) -> str:
     text = _as_str(uri)
     match = _SCHEME_RE.match(text)
     if match is None:
+        typo = _TYPO_RE.match(text)
+        if typo:
+            scheme = typo.group(1).lower()
+            rest = text[typo.end():].lstrip("/")
+            meant = f"file:///{rest}" if scheme == "file" else f"{scheme}://{rest}"
+            raise InvalidURIError(
+                f"invalid URI {text!r}: {scheme}: must be followed by // (write {meant}); "
+                f"a local path cannot start with '{scheme}:'"
+            )
         return os.path.abspath(os.path.expanduser(text))
     scheme = match.group(1).lower()
     rest = text[match.end() :]
@@ -189,6 +201,22 @@ def normalize_uri(uri: str | os.PathLike[str]) -> str:
     )
 
 
+def location(uri: str | os.PathLike[str]) -> str:
+    """`normalize_uri`, for a place lxn writes and reads through pyarrow (a report root, a
+    checkpoint root, a prepared dataset): S3 keys with `.`, `..` or empty segments are refused,
+    since pyarrow resolves `..` (reading another object than named) and refuses `//`."""
+    canonical = normalize_uri(uri)
+    if canonical.startswith(_S3_SCHEME):
+        bucket, key = split_s3(canonical)
+        segments = key.rstrip("/").split("/") if key.rstrip("/") else []
+        if any(s in ("", ".", "..") for s in segments):
+            raise InvalidURIError(
+                f"{canonical!r} cannot be an lxn location: its key has an empty, '.' or '..' segment, "
+                "which pyarrow would resolve or refuse; name the prefix without them"
+            )
+    return canonical
+
+
 def is_s3(uri: str | os.PathLike[str]) -> bool:
     """True for an `s3://` URI (validated), False for a local path."""
     return normalize_uri(uri).startswith(_S3_SCHEME)
@@ -206,27 +234,32 @@ def split_s3(uri: str | os.PathLike[str]) -> tuple[str, str]:
 def join(uri: str | os.PathLike[str], *parts: str) -> str:
     """`uri` with relative `parts` appended, `/`-separated; the result is normalised.
 
-    Parts may contain `/` but must be relative and free of `.`/`..` segments, so a name that came
-    from data (a class folder, a file name in a split list) can never escape `uri`.
+    On S3 the parts are appended exactly (a key is a name, not a path: `a/../b` and `a//b` are
+    keys of their own, and no key can leave its bucket). On a local disk `..` is resolved and
+    the result must stay below `uri`, so a name that came from data (a class folder, a file name
+    in a split list or a manifest) can never escape it.
     """
     base = normalize_uri(uri)
     pieces: list[str] = []
     for part in parts:
         part = _as_str(part)
+        if _TYPO_RE.match(part):
+            normalize_uri(part)  # raises, saying what was meant
         if part.startswith("/") or _SCHEME_RE.match(part):
             raise InvalidURIError(f"cannot join {part!r} to {base!r}: parts must be relative")
-        segments = [s for s in part.split("/") if s]
-        if any(s in (".", "..") for s in segments):
-            raise InvalidURIError(f"cannot join {part!r} to {base!r}: '.' and '..' segments are not allowed")
-        if not segments:
+        if not part.strip("/"):
             raise InvalidURIError(f"cannot join an empty part to {base!r}")
-        pieces.extend(segments)
+        pieces.append(part)
     if not pieces:
         return base
     if base.startswith(_S3_SCHEME):
         bucket, key = split_s3(base)
         return normalize_uri(f"{_S3_SCHEME}{bucket}/{_dir_key(key)}{'/'.join(pieces)}")
-    return normalize_uri(os.path.join(base, *pieces))
+    joined = os.path.normpath(os.path.join(base, *(p.strip("/") for p in pieces)))
+    root = base.rstrip(os.sep) or os.sep
+    if joined != root and not joined.startswith(root.rstrip(os.sep) + os.sep):
+        raise InvalidURIError(f"{'/'.join(pieces)!r} escapes {base!r} ('..' leads out of it)")
+    return joined
 
 
 def _dir_key(key: str) -> str:
@@ -384,8 +417,9 @@ def _s3_call(uri: str, fn: Callable[[], T]) -> T:
 
 def _streaming_errors() -> tuple[type[Exception], ...]:
     from botocore.exceptions import IncompleteReadError, ReadTimeoutError, ResponseStreamingError
+    from urllib3.exceptions import ProtocolError
 
-    return (ResponseStreamingError, IncompleteReadError, ReadTimeoutError)
+    return (ResponseStreamingError, IncompleteReadError, ReadTimeoutError, ProtocolError)
 
 
 # --------------------------------------------------------------------------------------------
@@ -477,7 +511,7 @@ def iter_objects(
     `uri` is a directory (`s3://b/images` lists `images/...`, not `images2/...`); a missing local
     directory raises FileNotFoundError, an empty S3 prefix yields nothing. `extensions`
     (`".jpg"` or `"jpg"`) match case-insensitively; sizes are bytes, `max_size` inclusive.
-    S3 keys that lxn would reject as URIs (`..` segments) are skipped with a warning.
+    Every key is listed as it is (dot segments, `//`, spaces, any UTF-8).
     """
     suffixes = _extension_filter(extensions)
 
@@ -498,20 +532,11 @@ def iter_objects(
     client = s3_client()
     paginator = client.get_paginator("list_objects_v2")
     pages = paginator.paginate(Bucket=bucket, Prefix=_dir_key(key), PaginationConfig={"PageSize": page_size})
-    skipped = 0
     for page in _s3_pages(root, pages):
         for item in page.get("Contents", ()):
-            if not keep(item["Key"], item["Size"]):
-                continue
-            object_uri = f"{_S3_SCHEME}{bucket}/{item['Key']}"
-            try:
-                _check_key(item["Key"], object_uri)
-            except InvalidURIError:
-                skipped += 1
-                continue
-            yield ObjectInfo(object_uri, item["Size"], item.get("ETag", "").strip('"'), item["LastModified"])
-    if skipped:
-        log.warning("skipped %d objects under %s whose keys have '.'/'..' segments", skipped, root)
+            if keep(item["Key"], item["Size"]):
+                object_uri = f"{_S3_SCHEME}{bucket}/{item['Key']}"
+                yield ObjectInfo(object_uri, item["Size"], item.get("ETag", "").strip('"'), item["LastModified"])
 
 
 def _s3_pages(uri: str, pages: Iterable[dict]) -> Iterator[dict]:
@@ -542,13 +567,7 @@ def iter_prefixes(uri: str | os.PathLike[str], *, page_size: int = 1000) -> Iter
     )
     for page in _s3_pages(root, pages):
         for prefix in page.get("CommonPrefixes", ()):
-            child = f"{_S3_SCHEME}{bucket}/{prefix['Prefix']}"
-            try:
-                _check_key(prefix["Prefix"], child)
-            except InvalidURIError:
-                log.warning("skipped prefix %s: '.'/'..' segment", child)
-                continue
-            yield child
+            yield f"{_S3_SCHEME}{bucket}/{prefix['Prefix']}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -575,9 +594,9 @@ def read_bytes(uri: str | os.PathLike[str]) -> bytes:
     transient = _streaming_errors()
     for attempt in range(1, STREAM_ATTEMPTS + 1):
         response = _s3_call(target, lambda: client.get_object(Bucket=bucket, Key=key))
-        try:
-            with response["Body"] as body:
-                return body.read()
+        body = response["Body"]  # not `with body`: its __enter__ returns the raw urllib3 stream,
+        try:                     # whose errors botocore's StreamingBody.read would translate
+            return body.read()
         except transient as error:
             if attempt == STREAM_ATTEMPTS:
                 raise OSError(f"reading {target} failed {attempt} times while streaming: {error}") from error
@@ -586,6 +605,8 @@ def read_bytes(uri: str | os.PathLike[str]) -> bytes:
                 "reading %s broke mid-stream (%s); retry %d in %.2fs", target, type(error).__name__, attempt, delay
             )
             time.sleep(delay)
+        finally:
+            body.close()
     raise AssertionError("unreachable")
 
 
@@ -668,6 +689,32 @@ def exists(uri: str | os.PathLike[str]) -> bool:
     return True
 
 
+def check_writable(uri: str | os.PathLike[str], what: str = "output") -> str:
+    """Fail fast, before a job does any work, if nothing can be written below directory/prefix
+    `uri` (a missing bucket, no credentials, a file in the way, a read-only disk); returns the
+    location. On S3 one small probe object is written and deleted; on a local disk nothing is
+    created: the nearest existing directory must be writable."""
+    import uuid
+
+    root = location(uri)
+    try:
+        if root.startswith(_S3_SCHEME):
+            probe = join(root, f"_lxn-write-probe-{uuid.uuid4().hex[:12]}")
+            write_bytes(probe, b"ok")
+            delete(probe)
+        else:
+            existing = root
+            while not os.path.exists(existing):
+                existing = os.path.dirname(existing)
+            if not os.path.isdir(existing):
+                raise NotADirectoryError(f"{existing} is a file")
+            if not os.access(existing, os.W_OK | os.X_OK):
+                raise PermissionError(f"{existing} is not writable")
+    except (OSError, ValueError) as exc:
+        raise OSError(f"cannot write the {what} to {root}: {exc}") from None
+    return root
+
+
 def object_info(uri: str | os.PathLike[str]) -> ObjectInfo:
     """The `ObjectInfo` of one object or regular file, as `iter_objects` would list it (one HEAD
     request on S3, no body). Missing -> FileNotFoundError naming the URI."""
@@ -695,6 +742,34 @@ def delete(uri: str | os.PathLike[str]) -> None:
         os.unlink(target)
     except FileNotFoundError:
         pass
+
+
+_TEMPORARY_RE = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # what write_bytes' mkstemp names look like
+
+
+def remove_debris(uri: str | os.PathLike[str]) -> int:
+    """Below local directory `uri`: delete the temporary files of writes that a killed process
+    never finished (`write_bytes` names them `.<name>.<random>.tmp`), then every empty directory
+    below it (`uri` itself stays). Returns how many files went. S3 writes leave no debris: a no-op.
+    Only for directories that no live process is writing to."""
+    root = normalize_uri(uri)
+    if root.startswith(_S3_SCHEME) or not os.path.isdir(root):
+        return 0
+    removed = 0
+    for directory, subdirs, files in os.walk(root, topdown=False):
+        for name in files:
+            if _TEMPORARY_RE.match(name):
+                try:
+                    os.unlink(os.path.join(directory, name))
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+        if directory != root:
+            try:
+                os.rmdir(directory)  # only succeeds when empty
+            except OSError:
+                pass
+    return removed
 
 
 def delete_prefix(uri: str | os.PathLike[str]) -> int:

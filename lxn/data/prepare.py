@@ -65,9 +65,9 @@ _LOADED_SCHEMA = pa.schema(
 
 @dataclasses.dataclass(frozen=True)
 class PrepareConfig:
-    source: list[str] = setting([], "dataset root(s): local paths or s3:// URIs (WebLogo-2M takes several part roots)")
+    source: list[str] = setting([], "dataset root(s): local paths or s3:// URIs (WebLogo-2M takes several part roots)", uri="input")
     format: Literal["imagefolder", "weblogo2m", "flickrlogos32", "belgalogos"] = setting("imagefolder", "dataset layout")
-    out: str = setting("lxn-local/prepared", "output: local path or s3:// URI")
+    out: str = setting("lxn-local/prepared", "output: local path or s3:// URI", uri="output")
     seed: int = setting(0, "seed of the split")
     near_duplicate_radius: int = setting(4, "perceptual-hash Hamming radius for near duplicates (0: exact only); resizing and re-encoding move a hash by at most 4 bits, while on 10k distinct synthetic scenes radius 8 merged 485 unrelated images and 4 merged 10")
     label_conflicts: Literal["drop", "majority", "keep"] = setting("drop", "duplicate groups whose members disagree on the label: drop the group, keep the majority label, or keep the representative's")
@@ -78,7 +78,7 @@ class PrepareConfig:
     max_bytes: int = setting(50 * 2**20, "files larger than this are quarantined (too_large)")
     embedding_model: str | None = setting(None, "near duplicates by embedding too: an lxn model (models:/name@alias or a logged model dir) whose 1280-d embedding stands in for the paper's CLIP")
     embedding_threshold: float = setting(0.985, "cosine at or above which two embeddings are near duplicates (the paper's CLIP threshold)")
-    tracking_uri: str | None = setting(None, "MLflow tracking URI for --embedding-model (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    tracking_uri: str | None = setting(None, "MLflow tracking URI for --embedding-model (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)", uri="tracking")
     listing_chunk: int = setting(100_000, "rows per listing file (bounds the driver's memory)")
     batch_size: int = setting(64, "images per Ray Data batch")
     load_block_rows: int = setting(256, "images per load task, and per staged file (about 5 MB re-encoded): every CPU loads, and memory stays flat at any dataset size")
@@ -392,7 +392,7 @@ def run(config: PrepareConfig) -> Manifest:
     if config.batch_size < 1 or config.load_block_rows < 1:
         raise ValueError(f"--batch-size and --load-block-rows must be at least 1, got {config.batch_size}, {config.load_block_rows}")
     sources = [storage.normalize_uri(s) for s in config.source]
-    out = storage.normalize_uri(config.out)
+    out = storage.check_writable(config.out, "prepared dataset")
     staging = storage.join(out, "_staging")
     _clear(out)
 

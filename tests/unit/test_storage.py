@@ -28,6 +28,13 @@ from lxn.storage import InvalidURIError
         ("file:///tmp/x%20y", "/tmp/x y"),
         ("file://localhost/tmp/x", "/tmp/x"),
         ("/tmp/a/../b", "/tmp/b"),
+        # every legal S3 key is kept exactly: S3 resolves nothing, so neither does lxn
+        ("s3://bucket/a/../b", "s3://bucket/a/../b"),
+        ("s3://bucket/..", "s3://bucket/.."),
+        ("s3://bucket/./a//b %41+~.jpg", "s3://bucket/./a//b %41+~.jpg"),
+        ("s3://bucket/" + "k" * 1024, "s3://bucket/" + "k" * 1024),
+        ("s3://bucket/" + "é" * 512, "s3://bucket/" + "é" * 512),  # 1,024 bytes of UTF-8
+        ("data/s3_like:name.jpg", os.path.abspath("data/s3_like:name.jpg")),  # ':' later in a name is fine
     ],
 )
 def test_normalize_uri_accepts(uri, expected):
@@ -61,10 +68,11 @@ def test_normalize_relative_path_is_absolute(tmp_path, monkeypatch):
         ("s3://192.168.1.1/x", "IP address"),
         ("s3://xn--bucket/x", "reserved"),
         ("s3://bucket-s3alias/x", "reserved"),
-        ("s3://bucket/a/../b", "'..' segments"),
-        ("s3://bucket/..", "'..' segments"),
-        ("s3://bucket/./a", "'..' segments"),
         ("s3://bucket/" + "k" * 1025, "1024 bytes"),
+        ("s3:/reports/x", "write s3://reports/x"),        # a one-slash typo is not a local path
+        ("s3:reports/x", "write s3://reports/x"),
+        ("S3:/reports", "write s3://reports"),
+        ("file:/tmp/x", "write file:///tmp/x"),
         ("file://server/share/x", "no host"),
     ],
 )
@@ -94,11 +102,37 @@ def test_join():
     assert storage.join("s3://bucket/pre", "x") == "s3://bucket/pre/x"
     assert storage.join("/data", "cls", "x.jpg") == "/data/cls/x.jpg"
     assert storage.join("s3://bucket/pre") == "s3://bucket/pre"
-    for bad in ["../x", "a/../../x", "/etc/passwd", "s3://other/x", "", "./x"]:
+    # S3: the key is appended exactly (it cannot leave the bucket); local: '..' may not escape
+    assert storage.join("s3://bucket/pre", "a/../x.jpg") == "s3://bucket/pre/a/../x.jpg"
+    assert storage.join("s3://bucket/pre", "../x") == "s3://bucket/pre/../x"
+    assert storage.join("s3://bucket/pre", "a//b") == "s3://bucket/pre/a//b"
+    assert storage.join("/data", "a/../x.jpg") == "/data/x.jpg"
+    assert storage.join("/data", "./x") == "/data/x"
+    for bad in ["/etc/passwd", "s3://other/x", "s3:/other/x", "", "/"]:
         with pytest.raises(InvalidURIError):
             storage.join("s3://bucket/pre", bad)
         with pytest.raises(InvalidURIError):
             storage.join("/data", bad)
+    for escape in ["../x", "a/../../x", "../data2/x"]:
+        with pytest.raises(InvalidURIError, match="escapes"):
+            storage.join("/data", escape)
+
+
+@pytest.mark.parametrize("uri", ["s3://bucket/a/../b", "s3://bucket/./b", "s3://bucket/a//b", "s3://bucket/.."])
+def test_a_location_has_no_dot_or_empty_segments(uri):
+    with pytest.raises(InvalidURIError, match="cannot be an lxn location"):
+        storage.location(uri)
+    assert storage.location("s3://bucket/reports/") == "s3://bucket/reports/"
+    assert storage.location("/data/../x") == "/x"
+
+
+def test_check_writable(tmp_path):
+    assert storage.check_writable(tmp_path / "out" / "deeper") == str(tmp_path / "out" / "deeper")
+    assert list(tmp_path.iterdir()) == []  # nothing is created by checking
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OSError, match="cannot write the report to"):
+        storage.check_writable(blocker / "out", "report")
 
 
 def test_relpath_and_basename():
