@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 
+from lxn.cli import BAD_INPUT, configure_logging, fail
 from lxn.config import add_arguments, from_namespace
 from lxn.data.prepare import PrepareConfig
+from lxn.redact import redact
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter), PrepareConfig
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", force=True)  # a job owns its process
+    configure_logging()
     try:
         config = from_namespace(PrepareConfig, args)
         from lxn.data.prepare import run
@@ -30,9 +31,8 @@ def main(argv: list[str] | None = None) -> int:
 
         init_ray()
         manifest = run(config)
-    except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except BAD_INPUT as exc:
+        return fail(exc)
     summary = {
         "out": config.out,
         "classes": manifest.num_classes,
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         "mean": [round(v, 4) for v in manifest.mean],
         "std": [round(v, 4) for v in manifest.std],
     }
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(redact(summary), indent=2))
     return 0
 
 

@@ -13,22 +13,24 @@ import argparse
 import json
 import sys
 
+from lxn.cli import BAD_INPUT, configure_logging, fail
 from lxn.config import add_arguments, from_namespace
 from lxn.promote import PromoteConfig, promote
-from lxn.tracking import TrackingError
+from lxn.redact import redact
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = add_arguments(
         argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter), PromoteConfig
     )
+    args = parser.parse_args(argv)
+    configure_logging()
     try:
-        config = from_namespace(PromoteConfig, parser.parse_args(argv))
+        config = from_namespace(PromoteConfig, args)
         decision = promote(config)
-    except (ValueError, TrackingError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(decision.to_dict(), indent=2))
+    except BAD_INPUT as exc:
+        return fail(exc)
+    print(json.dumps(redact(decision.to_dict()), indent=2))
     return 0 if decision.promote or decision.applied else 3
 
 

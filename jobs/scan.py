@@ -13,16 +13,16 @@ lxn/scan/pipeline.py for the stages and lxn/scan/report.py for the report's sche
 from __future__ import annotations
 
 import dataclasses
-import logging
 import sys
 
+from lxn.cli import BAD_INPUT, configure_logging, fail
+from lxn.redact import redact
 from lxn.scan.config import parse_scan_config
-from lxn.tracking import TrackingError
 
 
 def main(argv: list[str] | None = None) -> int:
     config = parse_scan_config(argv, description=__doc__)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True)
+    configure_logging()
     from lxn.scan.pipeline import format_summary, run
 
     if not config.source and not config.manifest:
@@ -31,13 +31,11 @@ def main(argv: list[str] | None = None) -> int:
         config = dataclasses.replace(config, source=[nightly_images("lxn-local")])
     try:
         result = run(config)
-    except (ValueError, OSError, TrackingError) as exc:
-        # Bad input and unreachable services: a one-line reason, no traceback, non-zero exit.
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except BAD_INPUT as exc:  # bad input, unreachable services: a one-line reason, exit 2
+        return fail(exc)
     if result.already_committed:
         print(f"scan {result.scan_id} was already committed; its summary:")
-    print(format_summary(result.manifest))
+    print(redact(format_summary(result.manifest)))
     return 0
 
 

@@ -15,8 +15,9 @@ import json
 import logging
 import sys
 
+from lxn.cli import BAD_INPUT, configure_logging, fail
 from lxn.config import add_arguments, from_namespace
-from lxn.tracking import TrackingError
+from lxn.redact import redact
 from lxn.train.config import DEMO_DEFAULTS, TrainConfig
 
 log = logging.getLogger("lxn.train")
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter), TrainConfig
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", force=True)  # a job owns its process
+    configure_logging()
     try:
         config = from_namespace(TrainConfig, args)
         demo = config.data is None
@@ -43,10 +44,8 @@ def main(argv: list[str] | None = None) -> int:
             init_ray(min_cpus=config.num_workers * config.cpus_per_worker + 2)
             config = dataclasses.replace(config, data=prepare_demo_dataset(config.demo_dir))
         result = run(config)
-    except (ValueError, OSError, TrackingError) as exc:
-        # Bad input and unreachable services: a one-line reason, no traceback, non-zero exit.
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except BAD_INPUT as exc:  # bad input, unreachable services: a one-line reason, exit 2
+        return fail(exc)
     summary = {
         "run_name": result.run_name,
         "mlflow_run_id": result.run_id,
@@ -57,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         **{f"test_{k}": result.test_report[k] for k in ("top1", "precision_macro", "recall_macro", "f1_macro", "auc_macro_ovr")
            if k in result.test_report},
     }
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(redact(summary), indent=2))
     return 0
 
 

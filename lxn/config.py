@@ -18,13 +18,25 @@ import typing
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-__all__ = ["setting", "add_arguments", "from_namespace", "parse_config", "to_dict", "load_config_file"]
+__all__ = ["URI_KINDS", "setting", "uri_settings", "add_arguments", "from_namespace", "parse_config", "to_dict",
+           "load_config_file"]
 
 C = TypeVar("C")
 
 
-def setting(default: Any, help: str, **kwargs: Any) -> Any:
-    """A dataclass field with a default and a help line (lists and dicts get a factory)."""
+URI_KINDS = ("input", "output", "tracking")
+
+
+def setting(default: Any, help: str, *, uri: str | None = None, **kwargs: Any) -> Any:
+    """A dataclass field with a default and a help line (lists and dicts get a factory).
+
+    `uri` marks a setting that holds URIs: "input" (read), "output" (written) or "tracking" (an
+    MLflow store). Redaction tests and the multi-node preflight find these settings by it.
+    """
+    if uri is not None:
+        if uri not in URI_KINDS:
+            raise ValueError(f"uri must be one of {URI_KINDS}, got {uri!r}")
+        kwargs["uri"] = uri
     if isinstance(default, (list, dict)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help, **kwargs})
     return dataclasses.field(default=default, metadata={"help": help, **kwargs})
@@ -100,6 +112,11 @@ def parse_config(cls: type[C], argv: list[str] | None = None, description: str |
     """Parse `argv` into a `cls` config (the usual body of a job's `main`)."""
     parser = add_arguments(argparse.ArgumentParser(description=description), cls)
     return from_namespace(cls, parser.parse_args(argv))
+
+
+def uri_settings(cls: type) -> dict[str, str]:
+    """{setting name: uri kind} of the URI settings of config dataclass `cls` (see `setting`)."""
+    return {f.name: f.metadata["uri"] for f in dataclasses.fields(cls) if f.metadata.get("uri")}
 
 
 def to_dict(config: Any) -> dict[str, Any]:

@@ -37,7 +37,7 @@ class PromoteConfig:
     min_improvement: float = setting(0.0, "the candidate must beat the champion by at least this (may be negative)")
     force: bool = setting(False, "promote even if a gate fails (the reasons are still recorded)")
     dry_run: bool = setting(False, "decide and print, change nothing")
-    tracking_uri: str | None = setting(None, "MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    tracking_uri: str | None = setting(None, "MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)", uri="tracking")
 
 
 @dataclasses.dataclass

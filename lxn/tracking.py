@@ -4,17 +4,25 @@
   `sqlite:///mlflow.db` (MLflow 3 refuses the old `./mlruns` file store). On a cluster point
   it at an `mlflow server`, whose artifacts may live in S3 (MLFLOW_S3_ENDPOINT_URL for
   S3-compatible stores); with the server proxying artifacts, workers need no S3 credentials.
-* Nothing secret is logged: params go through `safe_params`, URIs through `redact_uri`.
+* Nothing secret is logged: params go through `safe_params`, everything else through
+  `lxn.redact`. Credentials in an http(s) tracking URI (`http://user:password@host`) never reach
+  a host name: every client gets the URI without them and the credentials through MLflow's
+  MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD (the probe: an Authorization header).
 * A registered model is an `InferenceModel` (uint8 images at the preset size -> logits) exported
-  with torch.export (MLflow's `pt2` format: loading it executes no pickled code), and it never
-  travels without its class names, preprocessing preset and model config, which ride in the
-  MLmodel metadata under the `lxn` key.
+  with torch.export (MLflow's `pt2` format), and it never travels without its class names,
+  preprocessing preset and model config, which ride in the MLmodel metadata under the `lxn` key.
+* Loading runs no code from the artifact store (`verify_model_dir`): the artifact may hold only
+  the files an lxn pt2 model has, its `data/model.pt2` must match the SHA-256 recorded in the
+  registry when the version was registered, and MLflow's pickle deserialization is off in every
+  process that loads a model, so MLflow also checks that the archive holds no pickled payload.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -23,13 +31,14 @@ import tempfile
 import urllib.request
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import numpy as np
 import torch
 
 import lxn
 from lxn.presets import InferenceModel, Preset
+from lxn.redact import is_secret_key, redact, redact_uri, register_secret
 
 __all__ = [
     "DEFAULT_TRACKING_URI",
@@ -48,52 +57,89 @@ __all__ = [
     "rebuild_eager",
     "registry_client",
     "classes_digest",
+    "verify_model_dir",
+    "UnsafeModelError",
+    "PT2_SHA256_TAG",
 ]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 RUN_NAME_TAG = "lxn.run_name"
-_SECRET_KEY = re.compile(r"(secret|password|passwd|token|credential|api[_-]?key|access[_-]?key|auth)", re.I)
+# The SHA-256 of a version's data/model.pt2, recorded in the registry (not in the artifact store)
+# when the version is registered, and checked whenever it is loaded.
+PT2_SHA256_TAG = "lxn.pt2_sha256"
+_PICKLE_SWITCH = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
 
 
 class TrackingError(RuntimeError):
     """MLflow is unreachable or refused an operation; the message says which and what to check."""
 
 
+class UnsafeModelError(ValueError):
+    """A model artifact that holds something an lxn model does not (a pickle, unknown files,
+    another flavor) or whose weights differ from what the registry recorded: it is not loaded."""
+
+
 def resolve_tracking_uri(uri: str | None = None) -> str:
     """The argument, else MLFLOW_TRACKING_URI, else `sqlite:///mlflow.db`; a relative sqlite path
-    is made absolute, because Ray workers that log or load models run in other directories."""
+    is made absolute, because Ray workers that log or load models run in other directories.
+
+    The result may carry credentials (`http://user:password@host`): pass it on, never print it
+    (`redact_uri`); the clients made from it take the credentials out (`_client_uri`).
+    """
     uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
         uri = prefix + str(Path(uri[len(prefix):]).resolve())
+    parts = urlsplit(uri)
+    if parts.scheme in ("http", "https"):
+        if parts.query or parts.fragment:
+            raise TrackingError(f"tracking URI {redact_uri(uri)}?...: MLflow cannot use a query or fragment in it; "
+                                "give a token through MLFLOW_TRACKING_TOKEN instead")
+        register_secret(unquote(parts.password or ""))
     return uri
 
 
-def redact_uri(uri: str) -> str:
-    """The URI without user:password@ and without its query string (which may carry tokens)."""
+def _client_uri(uri: str) -> str:
+    """`uri` as MLflow's clients get it: without `user:password@`, which move to MLflow's own
+    variables for this process (its REST client sends them as HTTP basic auth)."""
     parts = urlsplit(uri)
-    if not parts.scheme or parts.scheme == "file":
+    if parts.scheme not in ("http", "https") or not (parts.username or parts.password):
         return uri
+    register_secret(unquote(parts.password or ""))
+    os.environ["MLFLOW_TRACKING_USERNAME"] = unquote(parts.username or "")
+    os.environ["MLFLOW_TRACKING_PASSWORD"] = unquote(parts.password or "")
     netloc = parts.hostname or ""
     if parts.port:
         netloc += f":{parts.port}"
     return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
+def _auth_headers() -> dict[str, str]:
+    """The Authorization header MLflow's REST client would send, from its variables."""
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if token:
+        return {"Authorization": f"Bearer {token}"}
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if user or password:
+        basic = base64.b64encode(f"{user or ''}:{password or ''}".encode()).decode()
+        return {"Authorization": f"Basic {basic}"}
+    return {}
+
+
 def safe_params(params: Mapping[str, Any]) -> dict[str, str]:
-    """Flattened string params with anything secret-looking dropped and URIs redacted."""
+    """Flattened string params (nested mappings as `a.b`), secret-looking keys dropped and every
+    value redacted (`lxn.redact`: URIs lose credentials and queries, known secrets are masked)."""
     flat: dict[str, str] = {}
     for key, value in params.items():
-        if _SECRET_KEY.search(key):
+        if is_secret_key(key):
             continue
         if isinstance(value, Mapping):
             flat.update({f"{key}.{k}": v for k, v in safe_params(value).items()})
             continue
+        value = redact(value)
         text = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
-        if "://" in text:
-            text = redact_uri(text)
         flat[key] = text[:6000]  # MLflow's param value limit
     return flat
 
@@ -101,7 +147,7 @@ def safe_params(params: Mapping[str, Any]) -> dict[str, str]:
 def _client(uri: str):
     import mlflow
 
-    return mlflow.MlflowClient(tracking_uri=uri)
+    return mlflow.MlflowClient(tracking_uri=_client_uri(uri))
 
 
 def registry_client(uri: str | None = None):
@@ -122,7 +168,7 @@ def _fluent(uri: str) -> Iterator[None]:
     import mlflow
 
     previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
-    mlflow.set_tracking_uri(uri)
+    mlflow.set_tracking_uri(_client_uri(uri))
     try:
         yield
     finally:
@@ -134,8 +180,10 @@ def check_tracking(uri: str | None = None) -> str:
     uri = resolve_tracking_uri(uri)
     try:
         if urlsplit(uri).scheme in ("http", "https"):
-            # One quick probe instead of the client's minutes of retries against a dead host.
-            with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=10) as response:
+            # One quick probe instead of the client's minutes of retries against a dead host;
+            # credentials go in a header, as the REST client sends them, never in the host name.
+            probe = urllib.request.Request(_client_uri(uri).rstrip("/") + "/health", headers=_auth_headers())
+            with urllib.request.urlopen(probe, timeout=10) as response:
                 response.read()
         _client(uri).search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - any failure here means "cannot track"
@@ -212,8 +260,9 @@ class RunTracker:
             self.client.log_batch(self.run_id, params=fresh[start : start + 100])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        from mlflow.entities import Metric
         import time
+
+        from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
         batch = [Metric(k, float(v), now, step) for k, v in metrics.items() if v is not None]
@@ -224,7 +273,7 @@ class RunTracker:
         return {m.step for m in self.client.get_metric_history(self.run_id, key)}
 
     def log_dict(self, data: Any, artifact_file: str) -> None:
-        self.client.log_dict(self.run_id, data, artifact_file)
+        self.client.log_dict(self.run_id, redact(data), artifact_file)
 
     def log_figure(self, figure, artifact_file: str) -> None:
         self.client.log_figure(self.run_id, figure, artifact_file)
@@ -233,7 +282,7 @@ class RunTracker:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        for key, value in tags.items():
+        for key, value in redact(dict(tags)).items():
             self.client.set_tag(self.run_id, key, str(value))
 
     def finish(self, status: str = "FINISHED") -> None:
@@ -303,6 +352,7 @@ def log_model(
             "preset": preset.to_dict(),
             "model_config": dict(model_config),
             "lxn_version": lxn.__version__,
+            "serialization": "pt2",
             "input": "uint8 RGB images (B, S, S, 3) at the preset's image_size; output: logits (B, K)",
         }
     }
@@ -318,13 +368,15 @@ def log_model(
     if registered_model is None:
         return None
     client = tracker.client
-    with _fluent(tracker.uri):
+    with _fluent(tracker.uri):  # artifact URIs (mlflow-artifacts:/ on a server) resolve against it
+        digest = _logged_pt2_sha256(client, info.model_id)
         version = mlflow.register_model(info.model_uri, registered_model).version
     ref = ModelRef(registered_model, str(version))
     try:
+        client.set_model_version_tag(ref.name, ref.version, PT2_SHA256_TAG, digest)
         client.set_model_version_tag(ref.name, ref.version, "run_id", tracker.run_id)
         client.set_model_version_tag(ref.name, ref.version, "classes_sha", classes_digest(class_names))
-        for key, value in (tags or {}).items():
+        for key, value in redact(dict(tags or {})).items():
             client.set_model_version_tag(ref.name, ref.version, key, str(value))
         if alias:
             client.set_registered_model_alias(ref.name, alias, ref.version)
@@ -332,6 +384,66 @@ def log_model(
         client.delete_model_version(ref.name, ref.version)
         raise
     return ref
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _logged_pt2_sha256(client, model_id: str) -> str:
+    """The SHA-256 of a logged model's data/model.pt2, as the artifact store holds it."""
+    import mlflow
+
+    location = client.get_logged_model(model_id).artifact_location
+    with tempfile.TemporaryDirectory(prefix="lxn-digest-") as tmp:
+        path = mlflow.artifacts.download_artifacts(artifact_uri=f"{location}/data/model.pt2", dst_path=tmp)
+        return _sha256(Path(path))
+
+
+# What an lxn model's artifact holds (MLflow's pt2 layout; `registered_model_meta` is added when
+# it is downloaded as models:/name/version). Anything else, a pickled data/model.pth first, is refused.
+_MODEL_FILES = frozenset({"MLmodel", "conda.yaml", "python_env.yaml", "requirements.txt", "input_example.json",
+                          "serving_input_example.json", "registered_model_meta", "data/model.pt2"})
+
+
+def verify_model_dir(local: Path, expected_sha256: str | None) -> dict[str, Any]:
+    """Check a downloaded model artifact before anything in it is loaded; returns its `lxn`
+    metadata. Refused (UnsafeModelError): unknown files or links, no data/model.pt2, flavors
+    other than MLflow's pytorch + python_function, a code directory, and a model.pt2 whose
+    SHA-256 differs from `expected_sha256` (the registry's record)."""
+    import yaml
+
+    local = Path(local)
+    found = sorted(p.relative_to(local).as_posix() for p in local.rglob("*") if not p.is_dir() or p.is_symlink())
+    links = [name for name in found if (local / name).is_symlink()]
+    unknown = [name for name in found if name not in _MODEL_FILES]
+    if links or unknown:
+        raise UnsafeModelError(f"the model artifact holds files an lxn pt2 model never has: {(links or unknown)[:5]} "
+                               "(a pickled model.pth would run code when loaded); refusing to load it")
+    if "data/model.pt2" not in found or "MLmodel" not in found:
+        raise UnsafeModelError(f"the model artifact has no data/model.pt2 or MLmodel (it holds {found}); not an lxn model")
+    mlmodel = yaml.safe_load((local / "MLmodel").read_text()) or {}
+    flavors = mlmodel.get("flavors") or {}
+    pytorch, pyfunc = flavors.get("pytorch") or {}, flavors.get("python_function") or {}
+    if set(flavors) != {"pytorch", "python_function"} or pytorch.get("model_data") != "data" or pytorch.get("code") \
+            or pyfunc.get("loader_module") != "mlflow.pytorch" or pyfunc.get("code"):
+        raise UnsafeModelError(f"the MLmodel declares flavors {sorted(flavors)} with code or data other than an lxn pt2 "
+                               "model's; refusing to load it")
+    metadata = (mlmodel.get("metadata") or {}).get("lxn")
+    if not metadata:
+        raise ValueError("its MLmodel has no `lxn` metadata: not an lxn model")
+    if metadata.get("serialization", "pt2") != "pt2":
+        raise UnsafeModelError(f"the model is serialized as {metadata.get('serialization')!r}; lxn loads pt2 only")
+    if expected_sha256 is not None:
+        actual = _sha256(local / "data/model.pt2")
+        if actual != expected_sha256:
+            raise UnsafeModelError(f"data/model.pt2 has SHA-256 {actual[:16]}..., not the {expected_sha256[:16]}... "
+                                   "recorded in the registry: the artifact was changed after registration")
+    return metadata
 
 
 def rebuild_eager(graph: torch.nn.Module, model_config: Mapping[str, Any], preset: Preset) -> InferenceModel:
@@ -371,23 +483,36 @@ def set_alias(ref: ModelRef, alias: str, tracking_uri: str | None = None) -> Non
 def load_model(uri: str, tracking_uri: str | None = None, device: str | torch.device = "cpu") -> LoadedModel:
     """Load a logged or registered model (`models:/...`, `runs:/...` or a local directory).
 
+    Nothing from the artifact runs: `verify_model_dir` checks it first (against the SHA-256 the
+    registry recorded, for a registered version), and pickle deserialization is switched off in
+    this process, so MLflow loads the pt2 archive only after checking it holds no pickle.
+
     On the CPU the module is the exported graph itself. On another device the eager model is
     rebuilt from `model_config` and given the graph's weights: an exported graph cannot move
     across devices, and the eager model can use autocast and channels_last there.
     """
     import mlflow
-    from mlflow.models import Model
 
+    os.environ[_PICKLE_SWITCH] = "false"  # for this process and any it starts
     tracking_uri = resolve_tracking_uri(tracking_uri)
     ref = resolve_model_uri(uri, tracking_uri) if uri.startswith("models:/") else None
     source = ref.uri if ref else uri
+    expected = None
+    if ref is not None:
+        expected = _client(tracking_uri).get_model_version(ref.name, ref.version).tags.get(PT2_SHA256_TAG)
+        if expected is None:
+            log.warning("%s has no %s tag (registered by an older lxn): its weights cannot be checked against "
+                        "the registry; register it again to protect it", ref.uri, PT2_SHA256_TAG)
     with _fluent(tracking_uri), tempfile.TemporaryDirectory(prefix="lxn-model-") as tmp:
         local = Path(source) if Path(source).is_dir() else Path(
             mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp)
         )
-        metadata = (Model.load(str(local / "MLmodel")).metadata or {}).get("lxn")
-        if not metadata:
-            raise ValueError(f"{source} is not an lxn model: its MLmodel has no `lxn` metadata")
+        try:
+            metadata = verify_model_dir(local, expected)
+        except UnsafeModelError as exc:
+            raise UnsafeModelError(f"{source}: {exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"{source} is not an lxn model: {exc}") from None
         module = mlflow.pytorch.load_model(str(local))
     preset = Preset.from_dict(metadata["preset"])
     if torch.device(device).type != "cpu":

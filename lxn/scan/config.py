@@ -1,7 +1,8 @@
 """The scan's settings: one typed block, turned into `jobs/scan.py`'s flags by `lxn.config`.
 
-A scan is identified by its date and by every setting that shapes its rows (sources, filters,
-model version, threshold, top-k, tiles, ...): `scan_id` is `<date>-<10 hex digits>` of those.
+A scan is identified by its date, its report root and every setting that shapes its rows
+(sources, filters, model version, threshold, top-k, tiles, ...): `scan_id` is
+`<date>-<10 hex digits>` of those, so two report roots never share a scan (or its MLflow run).
 Re-running the same command on the same day therefore names the same scan, and resumes it or
 finds it already committed; settings that only change speed (batch size, actors, threads) do
 not change the id, so a re-run may tune them.
@@ -32,11 +33,11 @@ _MAX_GRID = 8
 
 @dataclasses.dataclass(frozen=True)
 class ScanConfig:
-    source: list[str] = setting([], "bucket prefix or local directory to scan; repeat --source for several")
-    manifest: str | None = setting(None, "objects to scan instead of listing: Parquet with a `uri` (or `key`) column and optional etag/size/last_modified columns, or text with one URI or key per line; keys are relative to the single --source")
+    source: list[str] = setting([], "bucket prefix or local directory to scan; repeat --source for several", uri="input")
+    manifest: str | None = setting(None, "objects to scan instead of listing: Parquet with a `uri` (or `key`) column and optional etag/size/last_modified columns, or text with one URI or key per line; keys are relative to the single --source", uri="input")
     model: str = setting("models:/logoxpertnet@champion", "models:/<name>@<alias> (resolved once, at start, to a version) or models:/<name>/<version>")
-    out: str = setting("lxn-local/brand-scans", "report root: local path or s3:// URI")
-    tracking_uri: str | None = setting(None, "MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+    out: str = setting("lxn-local/brand-scans", "report root: local path or s3:// URI", uri="output")
+    tracking_uri: str | None = setting(None, "MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)", uri="tracking")
     experiment: str = setting("lxn-scans", "MLflow experiment of the scan runs (one run per scan)")
     date: str | None = setting(None, "scan date YYYY-MM-DD: the report's dt= partition (default: today, UTC)")
     scan_id: str | None = setting(None, "name the scan instead of deriving <date>-<hash of the settings> (e.g. for a second scan on one day)")
@@ -122,12 +123,15 @@ def scan_date(config: ScanConfig, now: dt.datetime | None = None) -> str:
     return config.date or (now or dt.datetime.now(dt.timezone.utc)).date().isoformat()
 
 
-def derive_scan_id(config: ScanConfig, *, date: str, sources: list[str], manifest: str | None, model_uri: str) -> str:
-    """`<date>-<hash>` of every setting that shapes the report's rows (see the module docstring).
-    `sources` and `manifest` are the normalised URIs, `model_uri` the resolved `models:/name/version`."""
+def derive_scan_id(config: ScanConfig, *, date: str, out: str, sources: list[str], manifest: str | None,
+                   model_uri: str) -> str:
+    """`<date>-<hash>` of the report root and every setting that shapes the report's rows (see the
+    module docstring). `out`, `sources` and `manifest` are the normalised URIs, `model_uri` the
+    resolved `models:/name/version`."""
     if config.scan_id:
         return config.scan_id
     shaping = {
+        "out": out,
         "sources": sorted(sources),
         "manifest": manifest,
         "extensions": sorted({e.lower().lstrip(".") for e in config.extension_filter or []}) or None,

@@ -28,6 +28,7 @@ from typing import Any
 from lxn import storage
 from lxn.config import to_dict
 from lxn.ray_utils import init_ray
+from lxn.redact import redact
 from lxn.scan import listing as listing_mod
 from lxn.scan.config import ScanConfig, derive_scan_id, scan_date
 from lxn.scan.fetch import fetch_and_decode
@@ -75,10 +76,14 @@ def run(config: ScanConfig) -> ScanResult:
     layout = Layout(config.out)
     sources = listing_mod.check_sources(config.source, out=layout.out)
     manifest = storage.normalize_uri(config.manifest) if config.manifest else None
+    if manifest:
+        storage.object_info(manifest)  # a missing manifest fails here, before any model or run
     date = scan_date(config)
+    # Every output location is checked before any model is loaded or MLflow run created.
+    storage.check_writable(layout.out, "scan report")
     tracking_uri = check_tracking(config.tracking_uri)
     ref = resolve_model_uri(config.model, tracking_uri)  # once: every row records this version
-    scan_id = derive_scan_id(config, date=date, sources=sources, manifest=manifest, model_uri=ref.uri)
+    scan_id = derive_scan_id(config, date=date, out=layout.out, sources=sources, manifest=manifest, model_uri=ref.uri)
 
     recovered = recover(layout)
     for done in recovered:
@@ -111,7 +116,7 @@ def run(config: ScanConfig) -> ScanResult:
         throughput["resumed_rows"] = resumed
         throughput["wall_s"] = round(time.monotonic() - started, 3)
 
-        write_intent(layout, scan_id, {
+        write_intent(layout, scan_id, redact({
             "scan_id": scan_id,
             "date": date,
             "experiment": config.experiment,
@@ -125,7 +130,7 @@ def run(config: ScanConfig) -> ScanResult:
                          if k not in ("source", "manifest", "model", "out", "tracking_uri", "experiment")},
             "image_size": preset.image_size,
             "classes": len(class_names),
-        })
+        }))
         result = finish_commit(layout, scan_id)
         _log_summary(tracker, result)
         tracker.finish()

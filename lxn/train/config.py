@@ -24,11 +24,11 @@ DEFAULT_STORAGE = "lxn-local/train"
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    data: str | None = setting(None, "prepared dataset (local path or s3:// URI); omitted: generate and prepare the synthetic demo dataset")
+    data: str | None = setting(None, "prepared dataset (local path or s3:// URI); omitted: generate and prepare the synthetic demo dataset", uri="input")
     model: str = setting("logoxpertnet", "registered model name (see lxn.models.list_models())")
     width_mult: float = setting(1.0, "MobileNetV3 width multiplier")
     bn_momentum: float = setting(0.1, "BatchNorm running-statistics momentum (torchvision's 0.01 lags in short runs)")
-    backbone_weights: str | None = setting(None, "local torchvision MobileNetV3-Large state dict to start from")
+    backbone_weights: str | None = setting(None, "local torchvision MobileNetV3-Large state dict to start from", uri="input")
     epochs: int = setting(150, "epochs")
     batch_size: int = setting(64, "global batch size, split evenly across workers")
     lr: float = setting(1e-3, "Adam learning rate")
@@ -49,14 +49,14 @@ class TrainConfig:
     shuffle_buffer: int = setting(2000, "rows in each worker's local shuffle buffer")
     cache_mb: int = setting(1024, "a split whose decoded images fit in this many MB is decoded once and kept in Ray's object store; larger ones stream every epoch")
     run_name: str | None = setting(None, "Ray Train / MLflow run name; the same name resumes (default: derived from the config)")
-    storage: str = setting(DEFAULT_STORAGE, "where checkpoints go (local path or s3:// URI)")
+    storage: str = setting(DEFAULT_STORAGE, "where checkpoints go (local path or s3:// URI)", uri="output")
     experiment: str = setting("lxn", "MLflow experiment")
-    tracking_uri: str | None = setting(None, "MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)")
+    tracking_uri: str | None = setting(None, "MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)", uri="tracking")
     registered_model: str = setting("logoxpertnet", "MLflow registered model name")
     alias: str = setting("challenger", "alias given to the newly registered version")
     seed: int = setting(0, "seed for initialisation, shuffling and augmentation")
     max_failures: int = setting(3, "worker failures to recover from (restart from the last checkpoint)")
-    demo_dir: str = setting("lxn-local", "where the embedded demo writes its generated and prepared data")
+    demo_dir: str = setting("lxn-local", "where the embedded demo writes its generated and prepared data", uri="output")
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.num_workers < 1:

@@ -286,20 +286,6 @@ def _log_test_report(tracker: RunTracker, report: dict[str, Any], state: dict[st
 # ---------------------------------------------------------------------------- driver
 
 
-def _absolute(uri: str) -> str:
-    return uri if storage.is_s3(uri) else storage.normalize_uri(uri)
-
-
-def _check_writable(root: str) -> None:
-    """Fail before training if checkpoints could not be written (wrong bucket, no credentials)."""
-    probe = root.rstrip("/") + "/.lxn-write-probe"
-    try:
-        storage.write_bytes(probe, b"ok")
-        storage.delete(probe)
-    except Exception as exc:  # noqa: BLE001 - any failure means "cannot checkpoint there"
-        raise OSError(f"cannot write checkpoints to {root}: {exc}") from None
-
-
 def run(config: TrainConfig) -> TrainResult:
     """Train, test and register; returns what was registered. Safe to re-run: it resumes."""
     import ray
@@ -308,12 +294,12 @@ def run(config: TrainConfig) -> TrainResult:
 
     if config.data is None:
         raise ValueError("TrainConfig.data is required here; jobs/train.py prepares the demo dataset when it is omitted")
-    data = _absolute(config.data)
+    data = storage.location(config.data)
     manifest = read_manifest(data)
     manifest.check_trainable()
+    # Checked before MLflow and Ray: a wrong bucket fails in seconds, leaving no run behind.
+    checkpoint_root = storage.check_writable(config.storage, "checkpoints")
     tracking_uri = check_tracking(config.tracking_uri)
-    checkpoint_root = _absolute(config.storage)
-    _check_writable(checkpoint_root)
 
     run_name = config.resolved_run_name
     done = RunTracker.find_finished(config.experiment, run_name, tracking_uri)

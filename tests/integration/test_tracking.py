@@ -1,4 +1,10 @@
-"""MLflow tracking and registry on a real sqlite store: packaging, aliases, loading, rollback."""
+"""MLflow tracking and registry on a real sqlite store: packaging, aliases, loading, rollback,
+tampered artifacts, credentials."""
+
+import http.server
+import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -114,3 +120,146 @@ def test_unreachable_tracking_server_is_a_clear_error():
         check_tracking(f"http://user:secret@127.0.0.1:{free_port()}")
     except TrackingError as exc:
         assert "secret" not in str(exc)
+
+
+# ------------------------------------------------------------------ tampered artifacts
+
+
+def _artifact_dir(store, name, version):
+    """Where the registered version's files live in the artifact store (a local directory here)."""
+    from urllib.parse import urlsplit, unquote
+    import mlflow
+
+    client = mlflow.MlflowClient(tracking_uri=store)
+    model_id = client.get_model_version(name, version).source.removeprefix("models:/")
+    return Path(unquote(urlsplit(client.get_logged_model(model_id).artifact_location).path))
+
+
+class _Payload:
+    """Unpickling this creates `marker`: proof that the artifact ran code."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+@pytest.fixture
+def fresh_version(store):
+    """A registered version of its own, so tampering with it spoils no other test."""
+    import uuid
+
+    tracker = RunTracker.start("lxn-test", f"tamper-{uuid.uuid4().hex[:6]}", store)
+    name = f"tamper-{uuid.uuid4().hex[:6]}"
+    ref = log_model(tracker, create_model("logoxpertnet_backbone", num_classes=3).eval(), preset=Preset(image_size=64),
+                    class_names=CLASSES, model_config={"name": "logoxpertnet_backbone", "num_classes": 3},
+                    registered_model=name, alias="champion")
+    return ref, _artifact_dir(store, ref.name, ref.version)
+
+
+def test_a_planted_pickle_is_refused_and_never_runs(store, fresh_version, tmp_path):
+    from lxn.tracking import UnsafeModelError
+
+    ref, artifacts = fresh_version
+    marker = tmp_path / "pwned"
+    torch.save(_Payload(marker), artifacts / "data" / "model.pth")
+    (artifacts / "data" / "pickle_module_info.txt").write_text("pickle")
+    for uri in (f"models:/{ref.name}@champion", str(artifacts)):
+        with pytest.raises(UnsafeModelError, match="model.pth"):
+            load_model(uri, store)
+    assert not marker.exists()
+    import mlflow.pytorch  # MLflow itself would have unpickled it: the planted file is real
+
+    os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "true"
+    try:
+        mlflow.pytorch.load_model(str(artifacts), weights_only=False)
+    except Exception:  # noqa: BLE001 - what it returns is not a model; it ran the payload
+        pass
+    finally:
+        os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] = "false"
+    assert marker.exists()
+
+
+def test_a_swapped_archive_or_code_in_the_artifact_is_refused(store, fresh_version, trained):
+    import shutil
+
+    from lxn.tracking import UnsafeModelError
+
+    ref, artifacts = fresh_version
+    assert load_model(f"models:/{ref.name}/{ref.version}", store).class_names == CLASSES
+    assert os.environ["MLFLOW_ALLOW_PICKLE_DESERIALIZATION"] == "false"  # every loading process
+    original = (artifacts / "data" / "model.pt2").read_bytes()
+    # another valid lxn pt2 (the module's other model) put in its place: digest mismatch
+    other = _artifact_dir(store, trained[3].name, trained[3].version) / "data" / "model.pt2"
+    shutil.copy(other, artifacts / "data" / "model.pt2")
+    with pytest.raises(UnsafeModelError, match="recorded in the registry"):
+        load_model(f"models:/{ref.name}/{ref.version}", store)
+    (artifacts / "data" / "model.pt2").write_bytes(original)
+    (artifacts / "code").mkdir()
+    (artifacts / "code" / "evil.py").write_text("raise SystemExit('ran')\n")
+    with pytest.raises(UnsafeModelError, match="code/evil.py"):
+        load_model(f"models:/{ref.name}/{ref.version}", store)
+    shutil.rmtree(artifacts / "code")
+    mlmodel = (artifacts / "MLmodel").read_text()
+    (artifacts / "MLmodel").write_text(mlmodel.replace("code: null", "code: code"))
+    with pytest.raises(UnsafeModelError, match="flavors"):
+        load_model(f"models:/{ref.name}/{ref.version}", store)
+    (artifacts / "MLmodel").write_text(mlmodel)
+    assert load_model(f"models:/{ref.name}/{ref.version}", store).class_names == CLASSES
+
+
+# ------------------------------------------------------------------ credentials
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Answers MLflow's health probe and experiment search; records what the client sent."""
+
+    seen: list = []
+
+    def do_GET(self):
+        self._answer()
+
+    def do_POST(self):
+        self._answer()
+
+    def _answer(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        self.rfile.read(length)
+        _Recorder.seen.append((self.path, dict(self.headers)))
+        body = b"OK" if self.path.startswith("/health") else json.dumps({"experiments": []}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain" if self.path.startswith("/health") else "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def test_credentials_in_the_tracking_uri_travel_as_a_header(monkeypatch):
+    import base64
+    import threading
+
+    for name in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Recorder.seen = []
+    try:
+        uri = f"http://alice:s3cr%40t-pw@127.0.0.1:{server.server_address[1]}"
+        assert check_tracking(uri) == uri
+    finally:
+        server.shutdown()
+    paths = [path for path, _ in _Recorder.seen]
+    assert paths[0] == "/health" and any("experiments/search" in p for p in paths)
+    expected = "Basic " + base64.b64encode(b"alice:s3cr@t-pw").decode()
+    for _, headers in _Recorder.seen:
+        assert headers["Authorization"] == expected
+        assert "s3cr" not in headers["Host"] and "@" not in headers["Host"]
+    from lxn.redact import redact_text
+
+    assert "s3cr@t-pw" not in redact_text(f"connecting with s3cr@t-pw to {uri}")  # registered as a secret
+    with pytest.raises(TrackingError, match="MLFLOW_TRACKING_TOKEN"):
+        check_tracking(f"http://127.0.0.1:{server.server_address[1]}/?token=abc")

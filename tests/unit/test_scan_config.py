@@ -37,16 +37,18 @@ def test_scan_date_defaults_to_today_utc():
 
 
 def test_scan_id_changes_with_what_shapes_rows_only():
-    def scan_id(**changes):
+    def scan_id(out="s3://b/reports", **changes):
         config = ScanConfig(**{"source": ["s3://b/a"], **changes})
-        return derive_scan_id(config, date="2025-01-02", sources=["s3://b/a"], manifest=None, model_uri="models:/m/3")
+        return derive_scan_id(config, date="2025-01-02", out=out, sources=["s3://b/a"], manifest=None,
+                              model_uri="models:/m/3")
 
     base = scan_id()
     assert base.startswith("2025-01-02-") and base == scan_id()
     assert scan_id(batch_size=8, actors=3, fetch_threads=2, checkpoint_rows=10) == base  # speed only
     for change in ({"threshold": 0.7}, {"top_k": 3}, {"tiles": [2]}, {"full": True}, {"extensions": ["png"]}):
         assert scan_id(**change) != base, change
-    other_model = derive_scan_id(ScanConfig(), date="2025-01-02", sources=["s3://b/a"], manifest=None,
-                                 model_uri="models:/m/4")
+    other_model = derive_scan_id(ScanConfig(), date="2025-01-02", out="s3://b/reports", sources=["s3://b/a"],
+                                 manifest=None, model_uri="models:/m/4")
     assert other_model != base
+    assert scan_id(out="s3://b/reports-eu") != base  # two report roots never share a scan or its run
     assert scan_id(scan_id="nightly-2") == "nightly-2"

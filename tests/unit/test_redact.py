@@ -1,0 +1,102 @@
+"""The one redaction rule: secrets planted in every URI setting of every job never survive it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import string
+
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from lxn.config import to_dict, uri_settings
+from lxn.data.prepare import PrepareConfig
+from lxn.promote import PromoteConfig
+from lxn.redact import MASK, RedactingFilter, redact, redact_text, redact_uri, register_secret
+from lxn.scan.config import ScanConfig
+from lxn.tracking import safe_params
+from lxn.train.config import TrainConfig
+
+CONFIGS = [ScanConfig, TrainConfig, PrepareConfig, PromoteConfig]
+secrets = st.text(alphabet=string.ascii_letters + string.digits + "-_.~", min_size=8, max_size=40)
+# Where a secret can ride in a URI: a password, a query value (presigned URLs, tokens), a fragment.
+PLANTS = [
+    "s3://AKIAEXAMPLE:{s}@lxn-data/images/",
+    "s3://lxn-data/images/?X-Amz-Signature={s}",
+    "s3://lxn-data/images/part?X-Amz-Security-Token={s}&X-Amz-Expires=60",
+    "http://lxn:{s}@mlflow.internal:5000",
+    "https://mlflow.internal/?token={s}",
+    "https://user:{s}@host:8443/path?x=1#frag",
+    "file:///data/x#{s}",
+]
+
+
+def test_every_job_declares_its_uri_settings():
+    assert set(uri_settings(ScanConfig)) == {"source", "manifest", "out", "tracking_uri"}
+    assert set(uri_settings(TrainConfig)) == {"data", "backbone_weights", "storage", "tracking_uri", "demo_dir"}
+    assert set(uri_settings(PrepareConfig)) == {"source", "out", "tracking_uri"}
+    assert set(uri_settings(PromoteConfig)) == {"tracking_uri"}
+
+
+@settings(max_examples=60, deadline=None)
+@given(secret=secrets, plant=st.sampled_from(PLANTS), config=st.sampled_from(CONFIGS))
+def test_a_secret_in_any_uri_setting_reaches_no_output(secret, plant, config):
+    assume(not any(secret in p.replace("{s}", "") for p in PLANTS))  # a secret that is also a plain word
+    uri = plant.format(s=secret)
+    planted = {name: [uri, "s3://lxn-data/clean/"] if name == "source" else uri for name in uri_settings(config)}
+    settings_dict = to_dict(config(**planted))
+    outputs = [
+        json.dumps(redact(settings_dict)),                     # summaries, _SUCCESS, intent
+        json.dumps(safe_params(settings_dict)),                # MLflow params
+        redact_text(f"scanning {uri} into {settings_dict}"),   # log lines and error messages
+        redact_uri(uri),
+    ]
+    for text in outputs:
+        assert secret not in text
+    assert redact_uri("s3://lxn-data/images/x.jpg") == "s3://lxn-data/images/x.jpg"  # what is not secret stays
+
+
+def test_redaction_keeps_structure_and_masks_secret_keys():
+    value = {"aws_secret_access_key": "abc", "nested": [{"token": "t0ps3cret", "lr": 0.1}], "n": 3, "none": None,
+             "sources": ("s3://u:pw123456@bkt/a", "/local/path")}
+    assert redact(value) == {"aws_secret_access_key": MASK, "nested": [{"token": MASK, "lr": 0.1}], "n": 3,
+                             "none": None, "sources": ("s3://bkt/a", "/local/path")}
+    assert redact_text("failed: password=hunter2222; X-Amz-Signature=deadbeef99 ok") == \
+        f"failed: password={MASK}; X-Amz-Signature={MASK} ok"
+
+
+def test_secret_environment_values_and_registered_secrets_are_masked(monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG")
+    assert redact_text("env dump: wJalrXUtnFEMI/K7MDENG") == f"env dump: {MASK}"
+    register_secret("pa55-from-a-uri")
+    assert redact({"message": "auth with pa55-from-a-uri failed"}) == {"message": f"auth with {MASK} failed"}
+
+
+def test_log_records_are_redacted_args_and_tracebacks_included():
+    logger = logging.getLogger("lxn.test.redact")
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(self.format(record))
+
+    handler = Keep()
+    handler.addFilter(RedactingFilter())
+    logger.addHandler(handler)
+    try:
+        logger.warning("probe %s failed", "http://bob:s3cr3t-pass@mlflow:5000/api?token=abcdef123")
+        try:
+            raise OSError("GET s3://bkt/x?X-Amz-Signature=feedface42 -> 403")
+        except OSError:
+            logger.exception("fetch failed")
+    finally:
+        logger.removeHandler(handler)
+    assert records[0].endswith("probe http://mlflow:5000/api failed")
+    assert "feedface42" not in records[1] and "s3://bkt/x" in records[1]
+
+
+def test_job_errors_are_redacted(capsys):
+    from lxn.cli import fail
+
+    assert fail(ValueError("invalid S3 URI 's3://key:sekr3tvalue@bucket/x'")) == 2
+    assert "sekr3tvalue" not in capsys.readouterr().err
