@@ -126,7 +126,7 @@ class Layout:
     out: str
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "out", storage.normalize_uri(self.out))
+        object.__setattr__(self, "out", storage.location(self.out))
 
     def partition(self, date: str) -> str:
         return storage.join(self.out, f"dt={date}")
@@ -362,14 +362,19 @@ def finish_commit(layout: Layout, scan_id: str) -> dict[str, Any]:
     write_covered(layout.covered(scan_id), covered)
     storage.write_text(layout.success(scan_id), text)  # the commit point of the scan
     storage.delete_prefix(layout.staging(scan_id))
+    storage.remove_debris(layout.out)  # an empty _staging/ goes too
     log.info("committed scan %s: %d rows in %s", scan_id, rows, final)
     return manifest
 
 
 def recover(layout: Layout) -> list[dict[str, Any]]:
-    """Finish the commits that a killed job left half done (staging with an intent); warn about
-    staging of scans that never finished. Returns the manifests of the scans it committed."""
+    """Finish the commits that a killed job left half done (staging with an intent), and remove
+    what killed writes left behind (temporary files, empty folders). Returns the manifests of
+    the scans it committed."""
     finished = []
+    debris = storage.remove_debris(layout.out)
+    if debris:
+        log.warning("removed %d temporary files that killed writes left under %s", debris, layout.out)
     try:
         staged = list(storage.iter_prefixes(layout.staging_root()))
     except FileNotFoundError:

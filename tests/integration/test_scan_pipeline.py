@@ -11,11 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -26,7 +21,6 @@ import pyarrow.dataset as pads
 import pytest
 import torch
 from PIL import Image, ImageDraw
-from torch import nn
 
 from lxn import storage
 from lxn.models import create_model
@@ -39,26 +33,12 @@ from lxn.scan.report import Layout, list_files, read_manifest
 from lxn.scan.state import key_hash, read_covered
 from lxn.tracking import RunTracker, log_model
 from tests.image_samples import image_kinds
+from tests.known_models import RedSpotter
 
 REPO = Path(__file__).resolve().parents[2]
 DATE = "2025-06-01"
 GENERATED = 250
 BRANDS = ["acme", "globex", "initech", "no-logo"]
-
-
-class RedSpotter(nn.Module):
-    """A classifier with a known answer: 'acme' in proportion to the red area, else 'no-logo'.
-
-    Classes (acme, globex, no-logo). Input is normalised with mean = std = 0.5, so in [-1, 1].
-    With a red fraction f the logits are (40 f, 0, 2): no red -> no-logo (p 0.79); 1/9 of the
-    frame red -> acme (p 0.91); 1/36 of the frame -> no-logo still (p 0.65).
-    """
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        r, g, b = x[:, 0], x[:, 1], x[:, 2]
-        red = torch.sigmoid(20 * (r - 0.5)) * torch.sigmoid(20 * (-0.5 - g)) * torch.sigmoid(20 * (-0.5 - b))
-        fraction = red.mean(dim=(1, 2))
-        return torch.stack([40 * fraction, torch.zeros_like(fraction), torch.full_like(fraction, 2.0)], dim=1)
 
 
 # ---------------------------------------------------------------------------------------- fixtures
@@ -234,47 +214,6 @@ def test_incremental_rescan_full_rescan_and_rerun(bucket, store, first_scan):
     full = scan(store, source=covered_source, out=out, date="2025-06-03", full=True)
     assert full.manifest["counts"] == {**full.manifest["counts"], "skipped_unchanged": 0, "scanned": 2}
     assert s3_dataset(out).count_rows() == (len(objects) - 1) + 3 + 0 + 0 + 2
-
-
-def test_killed_scan_resumes_without_duplicates_or_loss(bucket, store, ray_cluster):
-    name, objects = bucket
-    out = f"s3://{name}/killed"
-    flags = ["--source", f"s3://{name}/media", "--out", out, "--model", "models:/logos@champion",
-             "--tracking-uri", store, "--date", DATE, "--tiles", "2", "--batch-size", "8",
-             "--checkpoint-rows", "16", "--fetch-threads", "4"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_ADDRESS": ray_cluster}
-    job = subprocess.Popen([sys.executable, "jobs/scan.py", *flags], cwd=REPO, env=env, start_new_session=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    layout = Layout(out)
-    try:
-        deadline = time.monotonic() + 180
-        while not any("/results/" in uri for uri in list_files(layout.staging_root())):
-            assert job.poll() is None, job.stderr.read().decode()[-3000:]
-            assert time.monotonic() < deadline, "no progress within 180 s"
-            time.sleep(0.2)
-    finally:
-        os.killpg(job.pid, signal.SIGKILL)  # the job and anything it started, mid-scan
-        job.wait()
-        job.stderr.close()
-    assert job.returncode == -signal.SIGKILL
-    assert list_files(f"{out}/_scans", suffix="_SUCCESS") == [] and list_files(f"{out}/dt={DATE}") == []
-
-    result = run(ScanConfig(source=[f"s3://{name}/media"], out=out, model="models:/logos@champion",
-                            tracking_uri=store, date=DATE, tiles=[2], batch_size=8, fetch_threads=4))
-    expected = {info.uri for info in storage.iter_objects(f"s3://{name}/media") if not info.uri.endswith(".txt")}
-    resumed = result.manifest["throughput"]["resumed_rows"]
-    assert 0 < resumed < len(expected)  # the re-run reused the killed run's staged rows and did the rest
-    table = s3_dataset(out).to_table()
-    uris = table["uri"].to_pylist()
-    assert len(uris) == len(set(uris)) == len(expected)  # no duplicates ...
-    assert set(uris) == expected  # ... and no loss
-    ok = table.filter(pads.field("status") == "ok")
-    assert ok["box_x0"].null_count == 0 and ok["box_x1"].null_count == 0  # tiled mode reports boxes
-
-    client = mlflow.MlflowClient(tracking_uri=store)
-    experiment = client.get_experiment_by_name("lxn-scans")
-    runs = client.search_runs([experiment.experiment_id], filter_string=f"tags.`lxn.run_name` = '{result.scan_id}'")
-    assert [r.info.status for r in runs] == ["FINISHED"]  # the killed attempt's run was continued, not doubled
 
 
 def test_manifest_of_keys_into_a_local_report(bucket, store, ray_cluster, tmp_path):

@@ -29,7 +29,7 @@ from lxn.data.synthetic import SyntheticConfig, write_imagefolder
 from lxn.models import create_model
 from lxn.train.config import TrainConfig
 from lxn.tracking import load_model
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,27 +65,6 @@ def _epoch_steps(tracking_uri: str, run_id: str) -> list[int]:
 
 
 # ---------------------------------------------------------------------------- happy path
-
-
-@pytest.fixture
-def mlflow_server(tmp_path, s3_endpoint, s3_bucket):
-    """`mlflow server` as a process: sqlite backend, artifacts proxied to the S3 endpoint."""
-    port = free_port()
-    env = {**os.environ, "MLFLOW_S3_ENDPOINT_URL": s3_endpoint}
-    log = open(tmp_path / "mlflow-server.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
-         "--artifacts-destination", f"s3://{s3_bucket}/mlartifacts", "--workers", "1"],
-        stdout=log, stderr=log, env=env, start_new_session=True,
-    )
-    try:
-        wait_for_port(port, process, timeout=120)
-        yield f"http://127.0.0.1:{port}", s3_bucket
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
-        log.close()
 
 
 def test_end_to_end_on_s3_with_an_mlflow_server(prepared, mlflow_server, s3_endpoint):

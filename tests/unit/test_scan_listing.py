@@ -82,6 +82,17 @@ def test_listing_is_staged_in_chunks_without_covered_objects(tree, tmp_path):
     assert stats.rows == 1 and len(list_files(directory)) == 1
 
 
+def test_an_object_whose_etag_is_unknown_is_never_taken_as_covered(tmp_path):
+    """A manifest entry whose HEAD failed has no ETag; even if (uri, "") was settled once (the
+    object appeared between a HEAD and a GET), it cannot be told unchanged, so it is scanned."""
+    unknown = Entry(str(tmp_path / "x.jpg"), "", -1, None)
+    known = Entry(str(tmp_path / "y.jpg"), "e1", 5, None)
+    covered = CoveredSet(np.array([key_hash(unknown.uri, ""), key_hash(known.uri, "e1")], dtype=np.uint64))
+    stats = write_listing([unknown, known], str(tmp_path / "l"), covered=covered, chunk_rows=5)
+    assert (stats.skipped_unchanged, stats.rows) == (1, 1)
+    assert read_table(list_files(str(tmp_path / "l"))[0])["uri"].to_pylist() == [unknown.uri]
+
+
 def test_pending_rows_are_those_not_staged_yet(tree, tmp_path):
     listing, pending = str(tmp_path / "listing"), str(tmp_path / "pending")
     write_listing(iter_sources([str(tree)], extensions=None), listing, covered=None, chunk_rows=2)
@@ -116,8 +127,13 @@ def test_manifest_errors_name_the_line(tree, tmp_path):
     manifest.write_text("a/1.jpg\n")
     with pytest.raises(ValueError, match=r"line 1: .*relative key: give exactly one --source"):
         list(iter_manifest(str(manifest), root=None, extensions=None))
-    manifest.write_text("../escape.jpg\n")
-    with pytest.raises(ValueError, match=r"line 1: .*'\.' and '\.\.'"):
+    manifest.write_text("a/../b/4.jpg\n../escape.jpg\n")  # '..' may stay inside a local root, never leave it
+    with pytest.raises(ValueError, match=r"line 2: .*escapes"):
+        list(iter_manifest(str(manifest), root=str(tree), extensions=None))
+    manifest.write_text("a/../b/4.jpg\n")
+    assert [e.uri for e in iter_manifest(str(manifest), root=str(tree), extensions=None)] == [str(tree / "b" / "4.jpg")]
+    manifest.write_text("s3:/bucket/x.jpg\n")
+    with pytest.raises(ValueError, match=r"line 1: .*write s3://bucket/x.jpg"):
         list(iter_manifest(str(manifest), root=str(tree), extensions=None))
 
 

@@ -11,11 +11,8 @@ import pyarrow.dataset as pads
 import pytest
 
 from lxn import storage
-from lxn.scan.listing import Entry, write_listing
 from lxn.scan.report import (
     REPORT_SCHEMA,
-    STAGED_SCHEMA,
-    Layout,
     StagedResults,
     finish_commit,
     list_files,
@@ -23,49 +20,10 @@ from lxn.scan.report import (
     read_table,
     recover,
     staged_row_ids,
-    write_intent,
+    table_bytes,
 )
 from lxn.scan.state import read_covered
-
-NOW = dt.datetime(2025, 6, 1, 2, 0, tzinfo=dt.timezone.utc)
-# (status, error_kind, brand) per listed object
-OUTCOMES = [("ok", None, "acme"), ("ok", None, None), ("error", "truncated", None), ("error", "missing", None),
-            ("ok", None, "acme"), ("ok", None, "globex"), ("error", "not_an_image", None)]
-
-
-def staged(listing: pa.Table, scan_id: str) -> pa.Table:
-    """Result rows for listing rows, as the predictor would return them."""
-    n = listing.num_rows
-    outcome = [OUTCOMES[i % len(OUTCOMES)] for i in listing["row_id"].to_pylist()]
-    ok = [o[0] == "ok" for o in outcome]
-    return pa.table({
-        "row_id": listing["row_id"], "key_hash": listing["key_hash"], "scan_id": [scan_id] * n,
-        "uri": listing["uri"], "etag": listing["etag"], "size": listing["size"],
-        "last_modified": listing["last_modified"],
-        "width": [64 if k else None for k in ok], "height": [48 if k else None for k in ok],
-        "status": [o[0] for o in outcome], "error_kind": [o[1] for o in outcome],
-        "error": [None if k else "reason" for k in ok], "brand": [o[2] for o in outcome],
-        "confidence": [0.9 if k else None for k in ok],
-        "top_brands": [["acme", "globex"] if k else None for k in ok],
-        "top_probs": [[0.9, 0.1] if k else None for k in ok],
-        "box_x0": [None] * n, "box_y0": [None] * n, "box_x1": [None] * n, "box_y1": [None] * n,
-        "model_name": ["logos"] * n, "model_version": ["3"] * n, "scanned_at": [NOW] * n,
-    }, schema=STAGED_SCHEMA)
-
-
-def prepare(out, scan_id, n=14, date="2025-06-01", checkpoint_rows=4):
-    """A scan with `n` listed objects whose results are all staged; returns the layout and listing."""
-    layout = Layout(str(out))
-    entries = [Entry(f"s3://bucket/img/{i:03d}.jpg", f"etag{i}", 100 + i, NOW) for i in range(n)]
-    write_listing(entries, layout.listing(scan_id), covered=None, chunk_rows=5)
-    listing = pa.concat_tables(read_table(uri) for uri in list_files(layout.listing(scan_id)))
-    writer = StagedResults(layout.results(scan_id), checkpoint_rows=checkpoint_rows, checkpoint_seconds=3600)
-    for start in range(0, n, 3):
-        writer.add(staged(listing.slice(start, 3), scan_id))
-    writer.flush()
-    write_intent(layout, scan_id, {"scan_id": scan_id, "date": date, "counts": {"listed": n}})
-    return layout, listing
-
+from tests.staged_scans import OUTCOMES, prepare, staged
 
 def reader_rows(out) -> int:
     return pads.dataset(str(out), format="parquet", partitioning="hive").count_rows()
@@ -167,3 +125,11 @@ def test_commit_refuses_duplicated_or_missing_rows(tmp_path):
     with pytest.raises(RuntimeError, match=r"\d+ listed rows have no result"):
         finish_commit(layout, "s")
     assert reader_rows(tmp_path / "lost") == 0
+
+    # exactly one row missing is refused just the same
+    layout, listing = prepare(tmp_path / "one", "s", n=14)
+    part = list_files(layout.results("s"))[1]
+    storage.write_bytes(part, table_bytes(read_table(part).slice(1)))  # drop one staged row
+    with pytest.raises(RuntimeError, match="1 listed rows have no result"):
+        finish_commit(layout, "s")
+    assert reader_rows(tmp_path / "one") == 0

@@ -1,0 +1,174 @@
+"""Plant plausible one-line bugs, one at a time, and check that the tests catch each.
+
+    make mutants                      # or: python tests/mutants.py [--only NAME ...] [--out DIR]
+
+Each mutant names a module's core rule (the paper's equations, the split, dedup, the scan's
+decision rule, the incremental skip, the commit, redaction, model loading, URIs, the bomb cap,
+metrics, preprocessing), the exact line it changes and the tests that should catch it. The
+project is copied to a scratch directory (tracked and untracked files, not .venv), the line is
+changed there, and those tests run against the copy: `killed` when they fail, `survived` when
+they pass, which means a bug of that kind would ship. Prints a table and writes mutants.json.
+Not part of `make test`: it runs the chosen tests once per mutant (a few minutes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Mutant:
+    name: str
+    rule: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+UNIT = "tests/unit/"
+MUTANTS = [
+    Mutant("hse-sab-max-is-mean", "HSE-SAB pooling: GMP", "lxn/layers/hse_sab.py",
+           "parts.append(x.amax(dim=(2, 3)))", "parts.append(x.mean(dim=(2, 3)))", (UNIT + "test_layers.py",)),
+    Mutant("hse-sab-min-is-mean", "HSE-SAB pooling: GMinP", "lxn/layers/hse_sab.py",
+           "parts.append(x.amin(dim=(2, 3)))", "parts.append(x.mean(dim=(2, 3)))", (UNIT + "test_layers.py",)),
+    Mutant("hse-sab-gate-without-relu", "HSE-SAB: the paper's gate", "lxn/layers/hse_sab.py",
+           "            excite = F.relu(excite)", "            excite = excite", (UNIT + "test_layers.py",)),
+    Mutant("clff-max-pooled-early-path", "CLFF: the early map is averaged", "lxn/layers/clff.py",
+           "F.adaptive_avg_pool2d(early, deep.shape[-2:])", "F.adaptive_max_pool2d(early, deep.shape[-2:])",
+           (UNIT + "test_layers.py",)),
+    Mutant("fa-cbam-imaginary-part", "FA-CBAM: Re(FFT2)", "lxn/layers/fa_cbam.py",
+           '.real.to(x.dtype)', '.imag.to(x.dtype)', (UNIT + "test_layers.py",)),
+    Mutant("fa-cbam-spatial-max-for-mean", "FA-CBAM: [mean_c; max_c]", "lxn/layers/fa_cbam.py",
+           "torch.cat([refined.mean(dim=1, keepdim=True)", "torch.cat([refined.amax(dim=1, keepdim=True)",
+           (UNIT + "test_layers.py",)),
+    Mutant("split-feeds-the-fullest-split", "split: largest deficit first", "lxn/data/split.py",
+           "best = np.flatnonzero(deficit == deficit.max())", "best = np.flatnonzero(deficit == deficit.min())",
+           (UNIT + "test_split.py",)),
+    Mutant("dedup-radius-exclusive", "dedup: Hamming distance <= radius", "lxn/data/dedup.py",
+           "close = np.bitwise_count(shash[p] ^ shash[q]) <= radius", "close = np.bitwise_count(shash[p] ^ shash[q]) < radius",
+           (UNIT + "test_dedup.py",)),
+    Mutant("dedup-keeps-the-smallest", "dedup: the largest member represents", "lxn/data/dedup.py",
+           "order = np.lexsort((cand, -size_key[cand], canon[cand]))", "order = np.lexsort((cand, size_key[cand], canon[cand]))",
+           (UNIT + "test_dedup.py",)),
+    Mutant("decision-threshold-halved", "scan: brand below the threshold is null", "lxn/scan/predictor.py",
+           "brand[confidence < threshold] = -1", "brand[confidence < threshold / 2] = -1",
+           (UNIT + "test_scan_predictor.py",)),
+    Mutant("decision-no-logo-is-a-brand", "scan: the no-logo class is never a brand", "lxn/scan/predictor.py",
+           "        brand[order[:, 0] == no_logo] = -1", "        pass", (UNIT + "test_scan_predictor.py",)),
+    Mutant("incremental-skips-unknown-etags", "incremental: skip only known (uri, etag)", "lxn/scan/listing.py",
+           "keep = ~(covered.contains(hashes) & known)", "keep = ~covered.contains(hashes)",
+           (UNIT + "test_scan_listing.py",)),
+    Mutant("incremental-covers-failed-fetches", "incremental: failed fetches are retried", "lxn/scan/report.py",
+           'settled = pc.or_(ok, pc.fill_null(pc.is_in(table["error_kind"], pa.array(sorted(SETTLED_ERROR_KINDS))), False))',
+           'settled = pc.or_(ok, pc.is_valid(table["error_kind"]))', (UNIT + "test_scan_report.py",)),
+    Mutant("commit-accepts-repeats", "commit: every row exactly once", "lxn/scan/report.py",
+           "if seen[ids].any() or len(np.unique(ids)) != len(ids):", "if False:", (UNIT + "test_scan_report.py",)),
+    Mutant("commit-accepts-a-missing-row", "commit: no listed row missing", "lxn/scan/report.py",
+           "        if missing:", "        if missing > 1:", (UNIT + "test_scan_report.py",)),
+    Mutant("redaction-keeps-queries", "redaction: URIs lose their query", "lxn/redact.py",
+           '    path = re.split(r"[?#]", path, maxsplit=1)[0]', "    pass", (UNIT + "test_redact.py",)),
+    Mutant("redaction-misses-secret-keys", "redaction: secret-looking keys", "lxn/redact.py",
+           "    return bool(_SECRET_KEY.search(key))", '    return key == "password"', (UNIT + "test_redact.py",)),
+    Mutant("model-digest-unchecked", "model loading: the registry's SHA-256", "lxn/tracking.py",
+           "        if actual != expected_sha256:", "        if False:",
+           ("tests/integration/test_tracking.py::test_a_swapped_archive_or_code_in_the_artifact_is_refused",)),
+    Mutant("model-files-unchecked", "model loading: only an lxn pt2 model's files", "lxn/tracking.py",
+           "    if links or unknown:", "    if False:",
+           ("tests/integration/test_tracking.py::test_a_planted_pickle_is_refused_and_never_runs",)),
+    Mutant("uri-typo-is-a-local-path", "URIs: s3:/x is refused", "lxn/storage.py",
+           "        typo = _TYPO_RE.match(text)", "        typo = None", (UNIT + "test_storage.py",)),
+    Mutant("uri-local-escape", "URIs: '..' cannot leave a local root", "lxn/storage.py",
+           "    if joined != root and not joined.startswith(root.rstrip(os.sep) + os.sep):", "    if False:",
+           (UNIT + "test_storage.py",)),
+    Mutant("bomb-cap-four-times", "images: the header's pixels against max_pixels", "lxn/images.py",
+           "    if width * height > max_pixels:", "    if width * height > 4 * max_pixels:", (UNIT + "test_images.py",)),
+    Mutant("macro-f1-over-every-class", "metrics: macro over present classes", "lxn/metrics.py",
+           '"f1_macro": float(f1[present].mean()) if present.any() else 0.0,', '"f1_macro": float(f1.mean()),',
+           (UNIT + "test_metrics.py",)),
+    Mutant("auc-ties-first-rank", "metrics: tied scores share their average rank", "lxn/metrics.py",
+           "run_rank = (starts + ends + 1) / 2.0", "run_rank = starts + 1.0", (UNIT + "test_metrics.py",)),
+    Mutant("denoise-in-training-only", "presets: the same pixels in training and the scan", "lxn/presets.py",
+           "        if self.blur_padding:", "        if self.blur_padding and self.training:", (UNIT + "test_presets.py",)),
+    Mutant("normalise-swapped", "presets: (x - mean) / std", "lxn/presets.py",
+           "        return (x - self.mean) / self.std", "        return (x - self.std) / self.mean",
+           (UNIT + "test_presets.py",)),
+]
+
+
+def _project_files() -> list[str]:
+    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO,
+                            capture_output=True, check=True).stdout.split(b"\0")
+    return [name.decode() for name in listed if name and (REPO / name.decode()).is_file()]
+
+
+def _scratch_copy(into: Path) -> None:
+    for name in _project_files():
+        target = into / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(REPO / name, target)
+
+
+def run_mutant(mutant: Mutant, scratch: Path, python: str, timeout: float) -> dict:
+    source = scratch / mutant.path
+    original = source.read_text()
+    if original.count(mutant.old) != 1:
+        return {"name": mutant.name, "result": "stale", "detail": f"the line is not in {mutant.path} exactly once"}
+    source.write_text(original.replace(mutant.old, mutant.new))
+    started = time.monotonic()
+    try:
+        env = {**os.environ, "PYTHONPATH": str(scratch), "PYTHONDONTWRITEBYTECODE": "1"}
+        # The scratch copy must be what the tests import, not the editable install of the real tree.
+        check = subprocess.run([python, "-c", "import lxn; print(lxn.__file__)"], cwd=scratch, env=env,
+                               capture_output=True, text=True)
+        if not check.stdout.startswith(str(scratch)):
+            raise RuntimeError(f"the tests would import lxn from {check.stdout.strip()}, not the scratch copy")
+        done = subprocess.run([python, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *mutant.tests],
+                              cwd=scratch, env=env, capture_output=True, text=True, timeout=timeout)
+        result = "survived" if done.returncode == 0 else "killed"
+        tail = done.stdout.strip().splitlines()[-1:] if done.stdout.strip() else []
+        detail = tail[0] if tail else ""
+    except subprocess.TimeoutExpired:
+        result, detail = "killed", f"timed out after {timeout:.0f} s"
+    finally:
+        source.write_text(original)
+    return {"name": mutant.name, "rule": mutant.rule, "file": mutant.path, "result": result,
+            "seconds": round(time.monotonic() - started, 1), "detail": detail}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="*", help="mutant names to run (default: all)")
+    parser.add_argument("--out", default="bench-out", help="where mutants.json goes")
+    parser.add_argument("--timeout", type=float, default=600)
+    args = parser.parse_args(argv)
+    chosen = [m for m in MUTANTS if not args.only or m.name in args.only]
+    with tempfile.TemporaryDirectory(prefix="lxn-mutants-") as tmp:
+        scratch = Path(tmp)
+        _scratch_copy(scratch)
+        results = []
+        for mutant in chosen:
+            results.append(run_mutant(mutant, scratch, sys.executable, args.timeout))
+            r = results[-1]
+            print(f"{r['result']:>8}  {mutant.name:<36} {r.get('seconds', 0):>6.1f}s  {r.get('detail', '')}", flush=True)
+    killed = sum(r["result"] == "killed" for r in results)
+    print(f"\n{killed}/{len(results)} killed, {sum(r['result'] == 'survived' for r in results)} survived, "
+          f"{sum(r['result'] == 'stale' for r in results)} stale")
+    os.makedirs(args.out, exist_ok=True)
+    Path(args.out, "mutants.json").write_text(json.dumps(results, indent=1))
+    return 0 if killed == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
