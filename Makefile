@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lxn-installed
 
-.PHONY: demo test bench venv clean
+.PHONY: demo test mutants venv clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# Plants one-line bugs in each module's core rule, one at a time in a scratch copy, and reports
+# which the tests catch (killed) and which they miss (survived). Not part of `make test`.
+mutants: $(STAMP)
+	$(PY) tests/mutants.py --out bench-out
 
 clean:
 	rm -rf $(VENV) bench-out lxn-local mlflow.db mlartifacts
