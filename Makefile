@@ -4,8 +4,10 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.lxn-installed
+# The cluster image: cluster.yaml and deploy/kuberay/ name exactly this (tests/unit/test_deploy.py).
+IMAGE ?= ghcr.io/lxn-project/lxn:0.1.0
 
-.PHONY: demo test mutants venv clean
+.PHONY: demo test mutants venv clean image lock cluster-token cluster-up
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -30,6 +32,25 @@ test: $(STAMP)
 # which the tests catch (killed) and which they miss (survived). Not part of `make test`.
 mutants: $(STAMP)
 	$(PY) tests/mutants.py --out bench-out
+
+# The cluster image (deploy/Dockerfile), its pinned stack, and the cluster's shared secrets.
+image:
+	docker build -f deploy/Dockerfile -t $(IMAGE) .
+
+lock: $(STAMP)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[dev,server]"
+	$(PY) deploy/lock.py
+
+# One Ray auth token for every node and client (mode 0600, git-ignored). The MLflow server's
+# backend store URI goes beside it by hand: deploy/secrets/mlflow-backend-uri.
+cluster-token:
+	@mkdir -p deploy/secrets && umask 077 && test -s deploy/secrets/ray-auth-token || \
+	  $(PYTHON) -c "import secrets; print(secrets.token_hex(32), end='')" > deploy/secrets/ray-auth-token
+	@echo "token: deploy/secrets/ray-auth-token (clients: RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=deploy/secrets/ray-auth-token)"
+
+cluster-up: cluster-token $(STAMP)
+	@test -s deploy/secrets/mlflow-backend-uri || (echo "write the MLflow server's backend store URI (postgresql://...) to deploy/secrets/mlflow-backend-uri first" && false)
+	$(VENV)/bin/ray up -y cluster.yaml
 
 clean:
 	rm -rf $(VENV) bench-out lxn-local mlflow.db mlartifacts
