@@ -15,17 +15,22 @@ import sys
 from lxn.cli import BAD_INPUT, configure_logging, fail
 from lxn.config import add_arguments, from_namespace
 from lxn.data.prepare import PrepareConfig
+from lxn.preflight import check_reach
 from lxn.redact import redact
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_config(argv: list[str] | None = None) -> PrepareConfig:
     parser = add_arguments(
         argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter), PrepareConfig
     )
-    args = parser.parse_args(argv)
+    return from_namespace(PrepareConfig, parser.parse_args(argv))
+
+
+def main(argv: list[str] | None = None) -> int:
     configure_logging()
     try:
-        config = from_namespace(PrepareConfig, args)
+        config = parse_config(argv)
+        check_reach(config, uses_tracking=config.embedding_model is not None)  # multi-node: nothing node-local
         from lxn.data.prepare import run
         from lxn.ray_utils import init_ray
 

@@ -19,15 +19,17 @@ from lxn.promote import PromoteConfig, promote
 from lxn.redact import redact
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_config(argv: list[str] | None = None) -> PromoteConfig:
     parser = add_arguments(
         argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter), PromoteConfig
     )
-    args = parser.parse_args(argv)
+    return from_namespace(PromoteConfig, parser.parse_args(argv))
+
+
+def main(argv: list[str] | None = None) -> int:
     configure_logging()
     try:
-        config = from_namespace(PromoteConfig, args)
-        decision = promote(config)
+        decision = promote(parse_config(argv))
     except BAD_INPUT as exc:
         return fail(exc)
     print(json.dumps(redact(decision.to_dict()), indent=2))

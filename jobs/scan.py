@@ -16,20 +16,26 @@ import dataclasses
 import sys
 
 from lxn.cli import BAD_INPUT, configure_logging, fail
+from lxn.preflight import check_reach
 from lxn.redact import redact
 from lxn.scan.config import parse_scan_config
 
 
+parse_config = parse_scan_config
+
+
 def main(argv: list[str] | None = None) -> int:
-    config = parse_scan_config(argv, description=__doc__)
     configure_logging()
     from lxn.scan.pipeline import format_summary, run
 
-    if not config.source and not config.manifest:
-        from lxn.demo import nightly_images
-
-        config = dataclasses.replace(config, source=[nightly_images("lxn-local")])
     try:
+        config = parse_scan_config(argv, description=__doc__)
+        demo = not config.source and not config.manifest
+        check_reach(config, demo=demo)  # on a multi-node cluster: nothing only this node has
+        if demo:
+            from lxn.demo import nightly_images
+
+            config = dataclasses.replace(config, source=[nightly_images("lxn-local")])
         result = run(config)
     except BAD_INPUT as exc:  # bad input, unreachable services: a one-line reason, exit 2
         return fail(exc)

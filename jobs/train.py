@@ -17,23 +17,29 @@ import sys
 
 from lxn.cli import BAD_INPUT, configure_logging, fail
 from lxn.config import add_arguments, from_namespace
+from lxn.preflight import check_reach
 from lxn.redact import redact
 from lxn.train.config import DEMO_DEFAULTS, TrainConfig
 
 log = logging.getLogger("lxn.train")
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_config(argv: list[str] | None = None) -> TrainConfig:
+    """The job's flags as a TrainConfig; without --data, the demo's defaults fill the unset ones."""
     parser = add_arguments(
         argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter), TrainConfig
     )
     args = parser.parse_args(argv)
+    config = from_namespace(TrainConfig, args)
+    return from_namespace(TrainConfig, args, defaults=DEMO_DEFAULTS) if config.data is None else config
+
+
+def main(argv: list[str] | None = None) -> int:
     configure_logging()
     try:
-        config = from_namespace(TrainConfig, args)
+        config = parse_config(argv)
         demo = config.data is None
-        if demo:
-            config = from_namespace(TrainConfig, args, defaults=DEMO_DEFAULTS)
+        check_reach(config, demo=demo)  # on a multi-node cluster: nothing only this node has
         from lxn.train.trainer import run
 
         if demo:

@@ -12,22 +12,26 @@ __all__ = ["FORMAT", "configure_logging"]
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def configure_logging(level: int = logging.INFO) -> None:
+def configure_logging(level: int = logging.INFO, *, worker: bool = False) -> None:
     """Give this process one stderr handler at `level` whose lines pass through `RedactingFilter`.
 
-    A job owns its process, and so does a Ray worker running lxn code (its stderr is what
-    `ray job logs` shows): both call this. Idempotent; handlers that others installed on the
-    root logger (Ray's own) are redacted too.
+    A job owns its process: the handler goes on the root logger, so every library's lines are
+    shown (and redacted). A Ray worker running lxn code (`worker=True`) shares its process with
+    Ray, which prints root-logger records itself: there the handler goes on the `lxn` logger
+    only, which then does not propagate, so each of its lines appears once in `ray job logs`.
+    Idempotent; an earlier handler of ours (whose stderr may have been replaced) is replaced.
     """
-    root = logging.getLogger()
-    for old in [h for h in root.handlers if getattr(h, "_lxn", False)]:
-        root.removeHandler(old)  # its stderr may be gone (a caller replaced sys.stderr since)
+    target = logging.getLogger("lxn" if worker else None)
+    for old in [h for h in target.handlers if getattr(h, "_lxn", False)]:
+        target.removeHandler(old)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(FORMAT))
     handler._lxn = True  # type: ignore[attr-defined]
-    root.addHandler(handler)
-    for handler in root.handlers:
-        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-            handler.addFilter(RedactingFilter())
-    root.setLevel(level)
+    target.addHandler(handler)
+    for existing in target.handlers:
+        if not any(isinstance(f, RedactingFilter) for f in existing.filters):
+            existing.addFilter(RedactingFilter())
+    target.setLevel(level)
     logging.getLogger("lxn").setLevel(level)
+    if worker:
+        target.propagate = False

@@ -1,11 +1,13 @@
-"""Starting or joining Ray from a job's driver."""
+"""Starting or joining Ray from a job's driver, and what the cluster it joined can offer."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import os
 
-__all__ = ["init_ray", "keep_local_ray_on_loopback"]
+__all__ = ["ClusterShape", "cluster_shape", "init_ray", "keep_local_ray_on_loopback", "ray_address"]
 
 log = logging.getLogger(__name__)
 
@@ -57,3 +59,56 @@ def init_ray(min_cpus: int = 1, address: str | None = None, object_store_mb: int
     os.environ.setdefault(_FOOTER_ACTORS, str(max(2, cpus)))
     log.info("starting a local Ray instance with %d logical CPUs", cpus)
     ray.init(num_cpus=cpus, object_store_memory=object_store_mb * 2**20 if object_store_mb else None)
+
+
+def ray_address(explicit: str | None = None) -> str | None:
+    """The cluster a job joins: `explicit`, else RAY_ADDRESS (set by `ray job submit`), else None
+    (the job starts a local, single-node Ray)."""
+    return explicit or os.environ.get("RAY_ADDRESS") or None
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterShape:
+    """The Ray cluster this process is connected to: now, and at most (with its autoscaler)."""
+
+    nodes: int                          # alive nodes now
+    max_nodes: float                    # what the autoscaler may grow it to (inf: unbounded)
+    resources: dict[str, float]         # ray.cluster_resources() now
+    max_resources: dict[str, float]     # the most the autoscaler's node types can add up to
+
+    @property
+    def multi_node(self) -> bool:
+        """More than one node now, or an autoscaler that can start another."""
+        return self.nodes > 1 or self.max_nodes > 1
+
+    def can_provide(self, resource: str, amount: float = 1.0) -> bool:
+        return max(self.resources.get(resource, 0.0), self.max_resources.get(resource, 0.0)) >= amount
+
+    def describe(self) -> str:
+        grow = "" if self.max_nodes <= self.nodes else (
+            ", autoscaling to " + ("any number of nodes" if math.isinf(self.max_nodes) else f"{self.max_nodes:g} nodes"))
+        return f"{self.nodes} node{'s' if self.nodes != 1 else ''}{grow}"
+
+
+def cluster_shape() -> ClusterShape:
+    """The shape of the connected cluster (call after `init_ray`). The autoscaler's node types
+    come from the cluster config it publishes in the GCS, as Ray Train and Ray Data read it; a
+    cluster without an autoscaler (plain `ray start`) is as it is now."""
+    import ray
+    from ray._private import state
+
+    nodes = sum(1 for node in ray.nodes() if node.get("Alive"))
+    resources = {k: float(v) for k, v in ray.cluster_resources().items()}
+    max_nodes: float = nodes
+    max_resources: dict[str, float] = {}
+    try:
+        config = state.state.get_cluster_config()
+        limits = state.state.get_max_resources_from_cluster_config()
+    except Exception:  # noqa: BLE001 - no autoscaler config: the cluster is what it is
+        config, limits = None, None
+    if config is not None and config.node_group_configs:
+        counts = [g.max_count for g in config.node_group_configs]
+        max_nodes = math.inf if any(c == -1 for c in counts) else max(float(sum(counts)), nodes)
+    if limits:
+        max_resources = {k: float(v) for k, v in limits.items()}
+    return ClusterShape(nodes=nodes, max_nodes=max_nodes, resources=resources, max_resources=max_resources)

@@ -1,7 +1,7 @@
 """The one redaction rule for everything lxn logs, stores or prints.
 
     redact(value) = value with, in every string at any depth: URIs stripped of `user:password@`,
-    query and fragment; `name=value` pairs whose name looks secret masked; the values of the
+    query and (unless it is a `#/route`) fragment; `name=value` pairs whose name looks secret masked; the values of the
     process's secret environment variables (and of secrets registered at run time) masked;
     and in every mapping, the values under secret-looking keys masked.
 
@@ -66,9 +66,13 @@ def _strip_uri(match: re.Match) -> str:
     scheme, rest = match.group(1), match.group(2)
     authority, slash, path = rest.partition("/")
     authority = authority.rpartition("@")[2]  # the last @ ends the userinfo
-    path = re.split(r"[?#]", path, maxsplit=1)[0]
+    path, _, fragment = path.partition("#")
+    path = path.split("?", 1)[0]
     authority = re.split(r"[?#]", authority, maxsplit=1)[0]
-    return f"{scheme}://{authority}{slash}{path}"
+    # A fragment that is a path is a client-side route (MLflow's UI: #/experiments/1/runs/...); any
+    # other may be a token (an OAuth implicit grant), and goes with the query.
+    route = "#" + fragment.split("?", 1)[0] if fragment.startswith("/") else ""
+    return f"{scheme}://{authority}{slash}{path}{route}"
 
 
 def redact_text(text: str) -> str:

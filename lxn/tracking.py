@@ -288,6 +288,27 @@ class RunTracker:
     def finish(self, status: str = "FINISHED") -> None:
         self.client.set_terminated(self.run_id, status=status)
 
+    def url(self) -> str:
+        """Where to look at the run: its page on a tracking server, or how to open a local store."""
+        experiment = self.client.get_run(self.run_id).info.experiment_id
+        if urlsplit(self.uri).scheme in ("http", "https"):
+            return f"{redact_uri(self.uri).rstrip('/')}/#/experiments/{experiment}/runs/{self.run_id}"
+        return f"run {self.run_id} (open it with: mlflow ui --backend-store-uri {redact_uri(self.uri)})"
+
+    @contextlib.contextmanager
+    def system_metrics(self, node: str | None = None, interval_s: float = 10.0) -> Iterator[None]:
+        """Log this machine's CPU, memory, disk, network (and GPU, with nvidia-ml-py) utilisation
+        to the run every `interval_s` seconds while the block runs, as `system/<node>/...`."""
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        monitor = SystemMetricsMonitor(self.run_id, sampling_interval=interval_s, resume_logging=True, node_id=node,
+                                       tracking_uri=_client_uri(self.uri))
+        monitor.start()
+        try:
+            yield
+        finally:
+            monitor.finish()
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelRef:

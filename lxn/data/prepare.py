@@ -82,6 +82,8 @@ class PrepareConfig:
     listing_chunk: int = setting(100_000, "rows per listing file (bounds the driver's memory)")
     batch_size: int = setting(64, "images per Ray Data batch")
     load_block_rows: int = setting(256, "images per load task, and per staged file (about 5 MB re-encoded): every CPU loads, and memory stays flat at any dataset size")
+    progress_bars: bool = setting(True, "Ray Data's progress bars (--no-progress-bars for cron logs)")
+    shared_filesystem: bool = setting(False, "local paths are on a filesystem every node mounts at the same path (NFS, EFS): allow them on a multi-node cluster")
 
 
 def _code_version() -> str:
@@ -404,6 +406,7 @@ def run(config: PrepareConfig) -> Manifest:
         raise ValueError(f"no images found under {', '.join(sources)} for --format {config.format}")
     log.info("listed %d images in %d classes", rows, len(classes))
 
+    ray.data.DataContext.get_current().enable_progress_bars = config.progress_bars
     listing_fs, listing_path = storage.arrow_filesystem(storage.join(staging, "listing"))
     loaded_fs, loaded_path = storage.arrow_filesystem(storage.join(staging, "loaded"))
     (

@@ -50,10 +50,12 @@ class ScanConfig:
     no_logo_class: str = setting("no-logo", "the model's class meaning 'no logo': `brand` is null when it is the top-1")
     tiles: list[int] | None = setting(None, "multi-scale mode: also classify overlapping N x N grids of tiles (e.g. --tiles 2 3) and report the best tile's box")
     batch_size: int = setting(32, "images per model call (and per Ray Data batch)")
-    actors: int = setting(1, "predictor actors (ActorPoolStrategy size); each loads the model once")
+    actors: int = setting(1, "predictor actors, each loading the model once: the pool's size, or its minimum with --max-actors")
+    max_actors: int | None = setting(None, "let the actor pool grow to this many actors as work queues up (an autoscaling cluster adds nodes for them)")
     actor_cpus: float = setting(1.0, "CPUs reserved per predictor actor (leave at least one CPU of the cluster for decoding)")
+    actor_resources: list[str] | None = setting(None, "custom Ray resources each predictor actor asks for, NAME=AMOUNT (e.g. accelerator=1: only nodes that advertise it host actors)")
     model_threads: int = setting(0, "torch intra-op threads per predictor actor on the CPU (0: Ray's default, the actor's CPUs)")
-    device: Literal["auto", "cpu", "cuda"] = setting("auto", "predictor device: auto uses one GPU per actor when the cluster has GPUs")
+    device: Literal["auto", "cpu", "cuda"] = setting("auto", "predictor device: auto uses one GPU per actor when the cluster has GPUs or its autoscaler can start a GPU node")
     fetch_threads: int = setting(8, "concurrent fetches within a decode task (hides S3 latency)")
     max_bytes: int = setting(DEFAULT_MAX_BYTES, "objects larger than this are not fetched: an error row (too_large)")
     max_pixels: int = setting(DEFAULT_MAX_PIXELS, "decompression-bomb cap on the pixels an image header declares: an error row (too_large)")
@@ -62,7 +64,8 @@ class ScanConfig:
     checkpoint_seconds: float = setting(60.0, "... or at least this often")
     stat_threads: int = setting(16, "concurrent HEAD requests for manifest entries without an ETag")
     ray_address: str | None = setting(None, "Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
-    progress_bars: bool = setting(False, "show Ray Data's progress bars (progress is logged either way)")
+    progress_bars: bool = setting(True, "Ray Data's progress bars (--no-progress-bars for cron logs; progress is logged either way)")
+    shared_filesystem: bool = setting(False, "local paths are on a filesystem every node mounts at the same path (NFS, EFS): allow them on a multi-node cluster")
 
     def __post_init__(self) -> None:
         problems = []
@@ -71,6 +74,12 @@ class ScanConfig:
         for name in ("top_k", "batch_size", "actors", "fetch_threads", "listing_chunk", "checkpoint_rows", "stat_threads"):
             if getattr(self, name) < 1:
                 problems.append(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.max_actors is not None and self.max_actors < self.actors:
+            problems.append(f"--max-actors {self.max_actors} is below --actors {self.actors}")
+        try:
+            self.actor_resource_amounts
+        except ValueError as error:
+            problems.append(str(error))
         if self.actor_cpus <= 0 or self.model_threads < 0 or self.checkpoint_seconds <= 0:
             problems.append("--actor-cpus and --checkpoint-seconds must be positive, --model-threads at least 0")
         if self.min_size < 0 or (self.max_size is not None and self.max_size < self.min_size):
@@ -96,6 +105,22 @@ class ScanConfig:
     def grids(self) -> tuple[int, ...]:
         """The tile grids, sorted and without repeats; () when tiling is off."""
         return tuple(sorted(set(self.tiles or ())))
+
+    @property
+    def actor_resource_amounts(self) -> dict[str, float]:
+        """--actor-resources as {name: amount}."""
+        amounts = {}
+        for item in self.actor_resources or ():
+            name, sep, amount = item.partition("=")
+            try:
+                value = float(amount)
+            except ValueError:
+                value = -1.0
+            if not sep or not name or value <= 0 or name in ("CPU", "GPU", "memory"):
+                raise ValueError(f"--actor-resources takes NAME=AMOUNT of a custom resource (amount > 0; CPU and GPU "
+                                 f"have their own flags), got {item!r}")
+            amounts[name] = value
+        return amounts
 
     @property
     def extension_filter(self) -> list[str] | None:

@@ -27,7 +27,7 @@ from typing import Any
 
 from lxn import storage
 from lxn.config import to_dict
-from lxn.ray_utils import init_ray
+from lxn.ray_utils import cluster_shape, init_ray
 from lxn.redact import redact
 from lxn.scan import listing as listing_mod
 from lxn.scan.config import ScanConfig, derive_scan_id, scan_date
@@ -46,7 +46,7 @@ from lxn.scan.report import (
 )
 from lxn.scan.state import load_covered
 
-__all__ = ["ScanResult", "run", "format_summary"]
+__all__ = ["ScanResult", "run", "format_summary", "plan_actors"]
 
 log = logging.getLogger(__name__)
 
@@ -183,15 +183,8 @@ def _scan(config: ScanConfig, layout: Layout, scan_id: str, inputs: list[str], p
     context.retried_io_errors = list(dict.fromkeys([*context.retried_io_errors, *_RETRIED_IO_ERRORS]))
     context.enable_progress_bars = config.progress_bars
 
-    resources = ray.cluster_resources()
-    use_gpu = config.device == "cuda" or (config.device == "auto" and resources.get("GPU", 0) >= 1)
-    actor_cpus = config.actor_cpus
-    if not use_gpu and resources.get("CPU", 0) < config.actors * actor_cpus + 1:
-        raise ValueError(
-            f"the cluster has {resources.get('CPU', 0):g} CPUs: {config.actors} predictor actors x "
-            f"{actor_cpus:g} CPUs leave none for fetching and decoding; lower --actors or --actor-cpus")
-    if use_gpu and resources.get("GPU", 0) < config.actors:
-        raise ValueError(f"--actors {config.actors} needs as many GPUs; the cluster has {resources.get('GPU', 0):g}")
+    placement = plan_actors(config, cluster_shape())
+    use_gpu, actor_cpus = placement["use_gpu"], config.actor_cpus
 
     filesystem, _ = storage.arrow_filesystem(inputs[0])
     paths = [storage.arrow_filesystem(uri)[1] for uri in inputs]
@@ -221,9 +214,10 @@ def _scan(config: ScanConfig, layout: Layout, scan_id: str, inputs: list[str], p
                                    "threads": config.model_threads},
             batch_size=config.batch_size,
             batch_format="numpy",
-            compute=ray.data.ActorPoolStrategy(size=config.actors),
+            compute=ray.data.ActorPoolStrategy(min_size=config.actors, max_size=config.max_actors or config.actors),
             num_cpus=1 if use_gpu else actor_cpus,
             num_gpus=1 if use_gpu else 0,
+            resources=config.actor_resource_amounts or None,
         )
     )
     writer = StagedResults(layout.results(scan_id), checkpoint_rows=config.checkpoint_rows,
@@ -257,8 +251,31 @@ def _scan(config: ScanConfig, layout: Layout, scan_id: str, inputs: list[str], p
         "steady_images_per_s": round((rows - first_rows) / steady_s, 2) if steady_s > 0 else None,
         "device": "cuda" if use_gpu else "cpu",
         "actors": config.actors,
+        "max_actors": config.max_actors or config.actors,
         "batch_size": config.batch_size,
     }
+
+
+def plan_actors(config: ScanConfig, shape) -> dict[str, Any]:
+    """Where the predictor actors go, decided from what the cluster has or can start
+    (`lxn.ray_utils.ClusterShape`): a GPU each when `--device cuda`, or `auto` and a GPU exists
+    now or on a node type the autoscaler can start. Refuses, before any work, a pool that could
+    never be placed (Ray would wait for it forever)."""
+    use_gpu = config.device == "cuda" or (config.device == "auto" and shape.can_provide("GPU", 1))
+    if use_gpu and not shape.can_provide("GPU", config.actors):
+        raise ValueError(f"--actors {config.actors} needs a GPU each; this cluster has or can start "
+                         f"{max(shape.resources.get('GPU', 0), shape.max_resources.get('GPU', 0)):g}")
+    cpus = max(shape.resources.get("CPU", 0), shape.max_resources.get("CPU", 0))
+    if not use_gpu and cpus < config.actors * config.actor_cpus + 1:
+        raise ValueError(
+            f"the cluster has {cpus:g} CPUs: {config.actors} predictor actors x {config.actor_cpus:g} CPUs leave none "
+            "for fetching and decoding; lower --actors or --actor-cpus")
+    for name, amount in config.actor_resource_amounts.items():
+        if not shape.can_provide(name, amount * config.actors):
+            raise ValueError(f"--actor-resources {name}={amount:g}: no node of this cluster advertises {name!r} "
+                             f"for {config.actors} actor(s) (`ray start --resources '{{\"{name}\": 1}}'` on the nodes "
+                             "meant for them)")
+    return {"use_gpu": use_gpu}
 
 
 def _decode_memory(config: ScanConfig, image_size: int) -> int:

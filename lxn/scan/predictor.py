@@ -67,7 +67,10 @@ class Predictor:
                  device: str = "auto", threads: int = 0) -> None:
         import torch
 
+        from lxn.logs import configure_logging
         from lxn.tracking import load_model
+
+        configure_logging(worker=True)  # this actor's INFO lines reach `ray job logs`
 
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -85,7 +88,10 @@ class Predictor:
         self.model_name, self.model_version = loaded.ref.name, loaded.ref.version
         self.scan_id = scan_id
         self.top_k, self.threshold, self.batch_size = top_k, threshold, batch_size
-        log.info("predictor: %s on %s (%d threads)", model_uri, self.device, torch.get_num_threads())
+        import ray
+
+        node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "-"
+        log.info("predictor: %s on %s (%d threads), node %s", model_uri, self.device, torch.get_num_threads(), node)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """uint8 (N, S, S, 3) -> float32 (N, K), in model calls of at most `batch_size`."""

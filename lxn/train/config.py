@@ -56,7 +56,9 @@ class TrainConfig:
     alias: str = setting("challenger", "alias given to the newly registered version")
     seed: int = setting(0, "seed for initialisation, shuffling and augmentation")
     max_failures: int = setting(3, "worker failures to recover from (restart from the last checkpoint)")
-    demo_dir: str = setting("lxn-local", "where the embedded demo writes its generated and prepared data", uri="output")
+    demo_dir: str = setting("lxn-local", "where the embedded demo writes its generated and prepared data")
+    progress_bars: bool = setting(True, "Ray Data's progress bars while the data streams in (--no-progress-bars for cron logs)")
+    shared_filesystem: bool = setting(False, "local paths are on a filesystem every node mounts at the same path (NFS, EFS): allow them on a multi-node cluster")
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.num_workers < 1:
@@ -77,7 +79,8 @@ class TrainConfig:
 
 # Settings that do not change what is trained (so they do not change the derived run name).
 _NOT_SHAPING = {"run_name", "storage", "tracking_uri", "experiment", "registered_model", "alias",
-                "max_failures", "num_workers", "use_gpu", "cpus_per_worker", "demo_dir", "cache_mb"}
+                "max_failures", "num_workers", "use_gpu", "cpus_per_worker", "demo_dir", "cache_mb",
+                "progress_bars", "shared_filesystem"}
 
 # The embedded demo: a small, quick configuration for a CPU (flags still override each one).
 DEMO_DEFAULTS = {

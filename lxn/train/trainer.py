@@ -13,12 +13,14 @@ same run name and storage finds the same checkpoints (Ray Train V2 restores a ru
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import io
 import json
 import logging
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,7 @@ import torch
 
 from lxn import storage
 from lxn.config import to_dict
+from lxn.logs import configure_logging
 from lxn.data.prepared import Manifest, read_manifest, split_uri
 from lxn.metrics import classification_report
 from lxn.models import create_model
@@ -124,6 +127,15 @@ def _all_reduce(values: list[float], device: torch.device, op: str = "sum") -> l
     return tensor.tolist()
 
 
+def _all_gather_object(value: Any) -> list[Any]:
+    """`value` of every rank, in rank order (just `[value]` without a process group)."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return [value]
+    gathered: list[Any] = [None] * torch.distributed.get_world_size()
+    torch.distributed.all_gather_object(gathered, value)
+    return gathered
+
+
 def _gather_scores(scores: np.ndarray, labels: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray] | None:
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         return scores, labels
@@ -146,12 +158,29 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     import ray.train
     import ray.train.torch
 
+    configure_logging(worker=True)  # this worker's INFO lines reach `ray job logs`
     config = TrainConfig(**loop_config["config"])
     preset = Preset.from_dict(loop_config["preset"])
     class_names: list[str] = loop_config["class_names"]
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
+    node = ray.get_runtime_context().get_node_id()
+    log.info("training worker: rank %d of %d on node %s, %s", rank, world, node, device)
+    # One system-metrics logger per node (its lowest rank), to the run the driver created. Nodes
+    # are told apart by Ray node id: Ray Train's local ranks go by IP, which nodes may share.
+    by_rank = _all_gather_object(node)
+    nodes, first_on_node = list(dict.fromkeys(by_rank)), by_rank.index(node) == rank
+    monitor = RunTracker(loop_config["tracking_uri"], loop_config["run_id"]).system_metrics(
+        node=f"node{nodes.index(node)}") if first_on_node else contextlib.nullcontext()
+    with monitor:
+        _train_and_test(config, preset, class_names, rank, world, device, loop_config)
+
+
+def _train_and_test(config, preset, class_names, rank, world, device, loop_config) -> None:
+    import ray.train
+    import ray.train.torch
+
     torch.manual_seed(config.seed)  # identical initial weights everywhere (DDP also broadcasts)
 
     raw = create_model(config.model, num_classes=len(class_names), width_mult=config.width_mult,
@@ -199,7 +228,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             drop_last=train,  # a last batch of one image would break BatchNorm
         )
 
-    for epoch in range(state["epoch"] + 1, config.epochs):
+    first_epoch, started = state["epoch"] + 1, time.monotonic()
+    for epoch in range(first_epoch, config.epochs):
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch * 1009 + rank)
         lr = optimizer.param_groups[0]["lr"]
         fit = train_one_epoch(model, shard("train", epoch, True), optimizer=optimizer, preprocess=preprocess,
@@ -229,6 +259,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             # checkpoint (a worker lost before that retrains the epoch, which then is logged once).
             ray.train.get_all_reported_checkpoints()
             tracker.log_metrics(metrics, step=epoch)
+            per_epoch = (time.monotonic() - started) / (epoch - first_epoch + 1)
+            log.info(epoch_line(metrics, config.epochs, eta_s=per_epoch * (config.epochs - epoch - 1)))
 
     # Test the best weights once; every rank scores its shard, rank 0 computes the metrics.
     raw.load_state_dict(best_weights)
@@ -241,6 +273,14 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         _log_test_report(tracker, report, state, class_names)
     final = {"epoch": config.epochs, "final": 1, **({"test_top1": report["top1"]} if report else {})}
     _report(final, rank, raw, optimizer, scheduler, scaler, state, best_weights, loop_config, test_report=report)
+
+
+def epoch_line(metrics: dict[str, Any], epochs: int, eta_s: float) -> str:
+    """The line rank 0 logs after each epoch (what `ray job logs -f` shows)."""
+    eta = f"{int(eta_s // 3600)}:{int(eta_s % 3600 // 60):02d}:{int(eta_s % 60):02d}"
+    return (f"epoch {metrics['epoch'] + 1}/{epochs}: train loss {metrics['train_loss']:.4f} acc {metrics['train_acc']:.3f}"
+            f", val loss {metrics['val_loss']:.4f} acc {metrics['val_acc']:.3f}, lr {metrics['lr']:.2e}"
+            f", {metrics['images_per_s']:.1f} images/s, ETA {eta}")
 
 
 def _report(metrics, rank, raw, optimizer, scheduler, scaler, state, best_weights, loop_config, test_report=None):
@@ -289,6 +329,7 @@ def _log_test_report(tracker: RunTracker, report: dict[str, Any], state: dict[st
 def run(config: TrainConfig) -> TrainResult:
     """Train, test and register; returns what was registered. Safe to re-run: it resumes."""
     import ray
+    import ray.data
     import ray.train
     from ray.train.torch import TorchTrainer
 
@@ -318,6 +359,7 @@ def run(config: TrainConfig) -> TrainResult:
     init_ray(min_cpus=config.num_workers * config.cpus_per_worker + 2)
     preset = preset_for(config, manifest)
     tracker = RunTracker.start(config.experiment, run_name, tracking_uri)
+    log.info("MLflow: %s", tracker.url())
     try:
         tracker.set_tags({"lxn.dataset": data, "lxn.model": config.model})
         tracker.log_params({**to_dict(config), "data": data, "num_classes": manifest.num_classes,
@@ -330,6 +372,7 @@ def run(config: TrainConfig) -> TrainResult:
             "tracking_uri": tracking_uri,
             "run_id": tracker.run_id,
         }
+        ray.data.DataContext.get_current().enable_progress_bars = config.progress_bars
         filesystem, storage_path = storage.arrow_filesystem(checkpoint_root)
         trainer = TorchTrainer(
             train_loop_per_worker,

@@ -10,8 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import free_port, wait_for_port
 
 
@@ -38,10 +36,3 @@ def run_mlflow_server(workdir: Path, artifacts: str, env: dict | None = None):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=10)
         log.close()
-
-
-@pytest.fixture
-def mlflow_server(tmp_path, s3_endpoint, s3_bucket):
-    """`mlflow server`: sqlite backend, artifacts proxied to the S3 endpoint. Yields (URL, bucket)."""
-    with run_mlflow_server(tmp_path, f"s3://{s3_bucket}/mlartifacts", {"MLFLOW_S3_ENDPOINT_URL": s3_endpoint}) as url:
-        yield url, s3_bucket

@@ -1,5 +1,6 @@
-"""Training end to end on real local services: Ray (2 CPU workers on gloo), an S3 endpoint over
-HTTP on 127.0.0.1, an MLflow sqlite store and a real `mlflow server` with S3 artifacts.
+"""Training on real local services: Ray (2 CPU workers on gloo), an S3 endpoint over HTTP on
+127.0.0.1 and MLflow sqlite stores: resume after a killed worker and a killed driver, bad input.
+Training as a Ray job across two nodes, on S3 with a real `mlflow server`, is in test_cluster.py.
 
 Every run is tiny (3 brands + no-logo at 96 px, 2-3 epochs): these tests check behaviour
 (registration, resume, failure handling), not accuracy.
@@ -17,18 +18,13 @@ import time
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pytest
-import torch
 
 from lxn import storage
 from lxn.data.prepare import PrepareConfig
 from lxn.data.prepare import run as prepare
-from lxn.data.prepared import read_manifest, split_uri
 from lxn.data.synthetic import SyntheticConfig, write_imagefolder
-from lxn.models import create_model
 from lxn.train.config import TrainConfig
-from lxn.tracking import load_model
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.slow
@@ -65,63 +61,6 @@ def _epoch_steps(tracking_uri: str, run_id: str) -> list[int]:
 
 
 # ---------------------------------------------------------------------------- happy path
-
-
-def test_end_to_end_on_s3_with_an_mlflow_server(prepared, mlflow_server, s3_endpoint):
-    from lxn.train.trainer import BEST_FILE, run
-
-    tracking_uri, bucket = mlflow_server
-    data = f"s3://{bucket}/prepared"
-    for path in Path(prepared).rglob("*"):
-        if path.is_file():
-            storage.write_bytes(storage.join(data, str(path.relative_to(prepared))), path.read_bytes())
-
-    result = run(_tiny(data=data, storage=f"s3://{bucket}/checkpoints", tracking_uri=tracking_uri, run_name="e2e"))
-
-    assert result.model is not None and result.model.version == "1"
-    assert 0.0 <= result.test_report["top1"] <= 1.0
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    assert str(client.get_model_version_by_alias("logos-test", "challenger").version) == "1"
-    assert _epoch_steps(tracking_uri, result.run_id) == [0, 1]
-    artifacts = {a.path for a in client.list_artifacts(result.run_id, "plots")}
-    assert {"plots/training_curves.png", "plots/confusion_matrix.png", "plots/per_class_accuracy.png"} <= artifacts
-    assert next(storage.iter_objects(f"s3://{bucket}/mlartifacts"), None) is not None  # the server stored them in S3
-
-    # The registered model reproduces the best checkpoint's logits on the test split.
-    loaded = load_model("models:/logos-test@challenger", tracking_uri)
-    manifest = read_manifest(data)
-    assert loaded.class_names == manifest.classes
-    best = torch.load(_checkpoint_file(result.checkpoint_path, BEST_FILE), map_location="cpu", weights_only=True)
-    eager = create_model("logoxpertnet", num_classes=manifest.num_classes)
-    eager.load_state_dict(best)
-    from lxn.presets import InferenceModel
-    from lxn.train.trainer import decode_batch
-
-    table = _read_split(data, "test")
-    images = torch.from_numpy(decode_batch({"image": np.array(table["image"].to_pylist(), dtype=object),
-                                            "label": table["label"].to_numpy()}, loaded.preset)["image"])
-    with torch.inference_mode():
-        torch.testing.assert_close(loaded.module(images), InferenceModel(eager, loaded.preset).eval()(images),
-                                   atol=1e-5, rtol=1e-5)
-
-
-def _checkpoint_file(checkpoint_path: str, name: str):
-    import io
-
-    uri = checkpoint_path if "://" in checkpoint_path else checkpoint_path
-    if not uri.startswith(("s3://", "/")):
-        uri = "s3://" + uri  # Ray reports S3 checkpoint paths without the scheme
-    return io.BytesIO(storage.read_bytes(storage.join(uri, name)))
-
-
-def _read_split(root: str, split: str):
-    import pyarrow.dataset as pads
-
-    filesystem, path = storage.arrow_filesystem(split_uri(root, split))
-    return pads.dataset(path, filesystem=filesystem, format="parquet").to_table(columns=["image", "label"])
-
-
-# ---------------------------------------------------------------------------- resume
 
 
 def test_resumes_after_a_worker_is_killed(prepared, tmp_path):
@@ -190,23 +129,6 @@ def test_resumes_after_the_driver_is_killed(prepared, tmp_path, ray_head):
     assert again.returncode == 0 and json.loads(again.stdout[again.stdout.index("{"):])["already_finished"] is True
     versions = mlflow.MlflowClient(tracking_uri=tracking_uri).search_model_versions("name='logos-test'")
     assert len(versions) == 1  # a finished run is not registered twice
-
-
-def test_ray_job_submit_end_to_end(prepared, tmp_path, ray_head):
-    """`ray start --head` on loopback (the fixture), then `ray job submit -- python jobs/train.py`."""
-    _, dashboard, env = ray_head
-    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "ray"), "job", "submit", "--address", dashboard, "--working-dir", str(ROOT),
-         "--", "python", "jobs/train.py", "--data", prepared, "--epochs", "1", "--image-size", "96", "--batch-size", "8",
-         "--num-workers", "2", "--storage", str(tmp_path / "checkpoints"), "--tracking-uri", tracking_uri,
-         "--experiment", "lxn-test", "--registered-model", "logos-submitted", "--run-name", "submitted"],
-        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path,
-    )
-    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    assert "succeeded" in result.stdout + result.stderr
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    assert str(client.get_model_version_by_alias("logos-submitted", "challenger").version) == "1"
 
 
 # ---------------------------------------------------------------------------- bad input

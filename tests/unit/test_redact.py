@@ -33,7 +33,7 @@ PLANTS = [
 
 def test_every_job_declares_its_uri_settings():
     assert set(uri_settings(ScanConfig)) == {"source", "manifest", "out", "tracking_uri"}
-    assert set(uri_settings(TrainConfig)) == {"data", "backbone_weights", "storage", "tracking_uri", "demo_dir"}
+    assert set(uri_settings(TrainConfig)) == {"data", "backbone_weights", "storage", "tracking_uri"}
     assert set(uri_settings(PrepareConfig)) == {"source", "out", "tracking_uri"}
     assert set(uri_settings(PromoteConfig)) == {"tracking_uri"}
 
@@ -54,6 +54,7 @@ def test_a_secret_in_any_uri_setting_reaches_no_output(secret, plant, config):
     for text in outputs:
         assert secret not in text
     assert redact_uri("s3://lxn-data/images/x.jpg") == "s3://lxn-data/images/x.jpg"  # what is not secret stays
+    assert redact_uri("http://u:pw@m:5000/#/experiments/1/runs/ab?token=x") == "http://m:5000/#/experiments/1/runs/ab"
 
 
 def test_redaction_keeps_structure_and_masks_secret_keys():
