@@ -4,6 +4,7 @@
     python jobs/benchmark.py prepare --out DIR   # prepare throughput, memory at 10k vs 50k images
     python jobs/benchmark.py train --out DIR     # Ray Train vs a plain PyTorch loop, 1 vs 2 workers
     python jobs/benchmark.py scan --out DIR      # scan throughput vs the model alone; memory vs bucket size
+    python jobs/benchmark.py decode --out DIR    # CPU per image from bytes to model pixels (scan, training)
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lxn.benchmarks import model_efficiency, prepare_throughput, scan_throughput, train_throughput
+from lxn.benchmarks import decode_throughput, model_efficiency, prepare_throughput, scan_throughput, train_throughput
 from lxn.config import add_arguments, from_namespace
 
 BENCHMARKS = {
@@ -19,6 +20,7 @@ BENCHMARKS = {
     "prepare": ("prepare-job throughput and peak memory", prepare_throughput.PrepareBenchConfig),
     "train": ("training throughput: Ray Train vs plain PyTorch", train_throughput.TrainBenchConfig),
     "scan": ("scan throughput against the model alone, and peak memory", scan_throughput.ScanBenchConfig),
+    "decode": ("CPU per image from bytes to model pixels, per core", decode_throughput.DecodeBenchConfig),
 }
 
 
@@ -37,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
         print(train_throughput.markdown_table(train_throughput.run(config)))
     elif args.command == "scan":
         print(scan_throughput.markdown_table(scan_throughput.run(config)))
+    elif args.command == "decode":
+        print(decode_throughput.markdown_table(decode_throughput.run(config)))
     print(f"\nwrote figures under {config.out}")
     return 0
 
