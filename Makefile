@@ -25,8 +25,10 @@ demo: $(STAMP)
 	$(PY) jobs/promote.py || test $$? -eq 3  # 3: the gates kept the current champion
 	$(PY) jobs/scan.py
 
+# Test files run on two workers (each file's fixtures stay on one): most of the suite's time is
+# spent waiting for processes (Ray, servers, jobs) to start, not computing.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 # Plants one-line bugs in each module's core rule, one at a time in a scratch copy, and reports
 # which the tests catch (killed) and which they miss (survived). Not part of `make test`.
