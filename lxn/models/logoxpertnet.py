@@ -35,6 +35,7 @@ from lxn.layers import CrossLayerFeatureFusion, FrequencyAwareCBAM, Hierarchical
 from lxn.models._registry import register_model
 
 __all__ = [
+    "MIN_INPUT_SIZE",
     "LogoXpertNet",
     "load_backbone_weights",
     "logoxpertnet_backbone",
@@ -65,6 +66,10 @@ _LARGE_BNECKS = [
     (160, 5, 960, 160, True, "HS", 1),
 ]
 _LAST_CHANNEL = 1280  # width of the head's hidden layer
+_DEEP_STRIDE = 32     # output stride of the deep map F2
+# Below 64 px the deep map is 2 x 2 or less: HSE-SAB's 2 x 2 local pooling and FA-CBAM's 7x7 and
+# 3x3 convolutions see padding, not image. Presets refuse smaller inputs for these models.
+MIN_INPUT_SIZE = 64
 
 
 def _mobilenet_v3_features(width_mult: float) -> tuple[nn.Sequential, int]:
@@ -96,7 +101,9 @@ class LogoXpertNet(nn.Module):
         clff, hse_sab, fa_cbam: which attention modules follow the backbone.
         early_stride: output stride of the CLFF early map F1 (2, 4, 8 or 16).
         clff_mode: "concat" or "add" (see `CrossLayerFeatureFusion`).
+        clff_early: how CLFF brings F1 down to F2: "avgpool" (default), "space_to_depth" or "conv".
         hse_gate: "paper" (sigmoid after ReLU, as written) or "sigmoid" (see `HierarchicalSESpatialAttention`).
+        spectrum: FA-CBAM's transform: "real_fft" (the paper's), "centred_fft" or "dct".
         dropout: dropout before the classifier.
         bn_momentum: momentum of every BatchNorm's running statistics (torchvision's MobileNetV3
             uses 0.01, tuned for 600-epoch ImageNet runs; short runs need more, e.g. 0.1, or the
@@ -113,7 +120,9 @@ class LogoXpertNet(nn.Module):
         fa_cbam: bool = True,
         early_stride: int = 8,
         clff_mode: str = "concat",
+        clff_early: str = "avgpool",
         hse_gate: str = "paper",
+        spectrum: str = "real_fft",
         dropout: float = 0.2,
         bn_momentum: float = 0.01,
     ) -> None:
@@ -126,10 +135,11 @@ class LogoXpertNet(nn.Module):
         self.clff = None
         if clff:
             early_channels = self.features[self.early_index].out_channels
-            self.clff = CrossLayerFeatureFusion(early_channels, channels, mode=clff_mode)
+            self.clff = CrossLayerFeatureFusion(early_channels, channels, mode=clff_mode, early=clff_early,
+                                                ratio=_DEEP_STRIDE // early_stride)
             channels = self.clff.out_channels
         self.hse_sab = HierarchicalSESpatialAttention(channels, gate=hse_gate) if hse_sab else nn.Identity()
-        self.fa_cbam = FrequencyAwareCBAM(channels) if fa_cbam else nn.Identity()
+        self.fa_cbam = FrequencyAwareCBAM(channels, spectrum=spectrum) if fa_cbam else nn.Identity()
         self.num_features = channels
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.pre_logits = nn.Sequential(
@@ -194,7 +204,13 @@ def load_backbone_weights(model: LogoXpertNet, path: str | Path) -> dict[str, li
                 name = new + name[len(old):]
         renamed[name] = tensor
     own = model.state_dict()
-    matched = {k: v for k, v in renamed.items() if k in own and own[k].shape == v.shape}
+    # A layer is copied whole or not at all: a head whose weight does not fit keeps its bias too
+    # (copying the bias alone would pair ImageNet's offsets with a fresh random weight).
+    layers: dict[str, list[str]] = {}
+    for key in own:
+        layers.setdefault(key.rpartition(".")[0], []).append(key)
+    matched = {k: renamed[k] for keys in layers.values()
+               if all(k in renamed and renamed[k].shape == own[k].shape for k in keys) for k in keys}
     if not any(k.startswith("features.") for k in matched):
         raise ValueError(
             f"{path} holds no MobileNetV3-Large backbone tensors matching this model "

@@ -240,3 +240,49 @@ def test_fa_cbam_equation_by_hand():
     ff = _direct_real_dft2(xs[1].astype(np.float64))
     msf = 1 / (1 + np.exp(-(2 * ms + ff)))
     np.testing.assert_allclose(out, msf[None] * fc, rtol=1e-5, atol=1e-6)
+
+
+
+def test_dct2_is_the_orthonormal_dct_ii():
+    import scipy.fft
+
+    from lxn.layers.fa_cbam import dct2
+
+    x = torch.randn(2, 3, 7, 5)
+    expected = scipy.fft.dctn(x.double().numpy(), type=2, norm="ortho", axes=(-2, -1))
+    np.testing.assert_allclose(dct2(x).numpy(), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("spectrum", ["real_fft", "centred_fft", "dct"])
+def test_fa_cbam_frequency_branch_commutes_with_the_1x1_conv_for_every_spectrum(spectrum):
+    from lxn.layers.fa_cbam import _spectrum
+
+    block = FrequencyAwareCBAM(6, freq_channels=2, spectrum=spectrum)
+    x = torch.randn(1, 6, 7, 7)
+    expected = torch.nn.functional.conv2d(_spectrum(x, spectrum), block.freq.weight)  # the paper's order
+    torch.testing.assert_close(block.frequency_features(x), expected, atol=1e-5, rtol=1e-4)
+
+
+def test_the_centred_spectrum_puts_dc_in_the_middle():
+    from lxn.layers.fa_cbam import _spectrum
+
+    x = torch.ones(1, 1, 7, 7)  # all energy at DC
+    centred = _spectrum(x, "centred_fft")[0, 0]
+    assert centred[3, 3] == pytest.approx(7.0) and centred.abs().sum() == pytest.approx(7.0)
+    assert _spectrum(x, "real_fft")[0, 0, 0, 0] == pytest.approx(7.0)
+
+
+def test_clff_space_to_depth_keeps_every_early_pixel():
+    clff = CrossLayerFeatureFusion(1, 1, mode="concat", early="space_to_depth", ratio=2)
+    with torch.no_grad():  # the 1x1 conv reads one of the four pixels of each 2x2 block
+        clff.reduce[1].weight.zero_()
+        clff.reduce[1].weight[0, 3] = 1.0
+        clff.reduce[2].eval()
+    clff.eval()
+    early = torch.arange(16.0).view(1, 1, 4, 4)
+    down = clff.bring_down(early, torch.Size([2, 2]))
+    bn = clff.reduce[2]
+    scale = 1 / torch.sqrt(bn.running_var + bn.eps)
+    # the bottom-right pixel of each block survives, which a 2x2 average would blur away
+    torch.testing.assert_close(down[0, 0], early[0, 0, 1::2, 1::2] * scale)
+    assert CrossLayerFeatureFusion(1, 1, early="avgpool").bring_down(early, torch.Size([2, 2]))[0, 0, 0, 0] == 2.5

@@ -16,13 +16,13 @@ def _seed():
     torch.manual_seed(0)
 
 
-def test_registry_lists_the_four_ablation_variants():
-    assert list_models() == sorted(VARIANTS)
+def test_registry_lists_the_four_ablation_variants_and_the_baseline():
+    assert list_models() == sorted(VARIANTS + ["mobilenet_v3_large"])
     with pytest.raises(ValueError, match="unknown model 'resnet50'.*logoxpertnet"):
         create_model("resnet50")
 
 
-@pytest.mark.parametrize("name", VARIANTS)
+@pytest.mark.parametrize("name", VARIANTS + ["mobilenet_v3_large"])
 def test_forward_backward_batch_2(name):
     model = create_model(name, num_classes=7)
     x = torch.randn(2, 3, 128, 128)
@@ -122,6 +122,9 @@ def test_load_backbone_weights_from_a_torchvision_state_dict(tmp_path):
     report = load_backbone_weights(full, path)
     assert "classifier.weight" in report["skipped"]          # 1000 classes in the file, 194 here
     assert "pre_logits.0.weight" in report["skipped"]        # CLFF widens the head input
+    # ... and so the head layer keeps its own initialisation whole: no ImageNet bias on a fresh weight
+    assert "pre_logits.0.bias" in report["skipped"] and torch.all(full.pre_logits[0].bias == 0)
+    assert "classifier.bias" in report["skipped"] and torch.all(full.classifier.bias == 0)
     torch.testing.assert_close(full.features[3].block[0][0].weight, reference.features[3].block[0][0].weight)
 
 
@@ -157,3 +160,31 @@ def test_bn_momentum_is_configurable():
     momenta = {m.momentum for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
     assert momenta == {0.1}
     assert {m.momentum for m in create_model("logoxpertnet_backbone").modules() if isinstance(m, nn.BatchNorm2d)} == {0.01}
+
+
+@pytest.mark.parametrize("settings", [
+    {"spectrum": "dct"}, {"spectrum": "centred_fft"}, {"hse_gate": "sigmoid"},
+    {"clff_early": "space_to_depth"}, {"clff_early": "conv"}, {"clff_mode": "add", "clff_early": "conv"},
+])
+@pytest.mark.parametrize("size", [96, 100, 224])
+def test_architecture_variants_run_at_any_size_and_export(settings, size, tmp_path):
+    model = create_model("logoxpertnet", num_classes=4, **settings).eval()
+    x = torch.randn(2, 3, size, size)
+    with torch.inference_mode():
+        out = model(x)
+    assert out.shape == (2, 4) and torch.isfinite(out).all()
+    if size == 100:  # not a multiple of 32: the learned early paths pool to an exact multiple first
+        program = torch.export.export(model, (x,))
+        torch.testing.assert_close(program.module()(x), out, atol=1e-5, rtol=1e-5)
+
+
+def test_the_baseline_is_torchvisions_mobilenet_v3_large():
+    model = create_model("mobilenet_v3_large", num_classes=6, bn_momentum=0.1).eval()
+    reference = torchvision.models.mobilenet_v3_large(num_classes=6).eval()
+    reference.load_state_dict(model.net.state_dict())
+    x = torch.randn(2, 3, 96, 96)
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x), reference(x))
+        embedding = model.forward_head(model.forward_features(x), pre_logits=True)
+    assert embedding.shape == (2, model.embedding_dim) == (2, 1280)
+    assert all(m.momentum == 0.1 for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
