@@ -28,6 +28,7 @@ import logging
 import os
 import re
 import tempfile
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -175,6 +176,21 @@ def _fluent(uri: str) -> Iterator[None]:
         mlflow.set_tracking_uri(previous) if previous else mlflow.set_tracking_uri(resolve_tracking_uri())
 
 
+def _probe(request: urllib.request.Request, attempts: int = 3, timeout: float = 10.0) -> None:
+    """GET `request`; a server that is slow to answer (a busy single-worker server) gets
+    `attempts` tries, a refused or unresolvable host fails at once."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                response.read()
+                return
+        except (TimeoutError, urllib.error.URLError) as exc:
+            timed_out = isinstance(exc, TimeoutError) or isinstance(getattr(exc, "reason", None), TimeoutError)
+            if not timed_out or attempt == attempts:
+                raise
+            log.info("the MLflow server did not answer within %.0f s (try %d of %d)", timeout, attempt, attempts)
+
+
 def check_tracking(uri: str | None = None) -> str:
     """Fail fast, before any training starts, if the tracking server cannot be reached."""
     uri = resolve_tracking_uri(uri)
@@ -183,8 +199,7 @@ def check_tracking(uri: str | None = None) -> str:
             # One quick probe instead of the client's minutes of retries against a dead host;
             # credentials go in a header, as the REST client sends them, never in the host name.
             probe = urllib.request.Request(_client_uri(uri).rstrip("/") + "/health", headers=_auth_headers())
-            with urllib.request.urlopen(probe, timeout=10) as response:
-                response.read()
+            _probe(probe)
         _client(uri).search_experiments(max_results=1)
     except Exception as exc:  # noqa: BLE001 - any failure here means "cannot track"
         raise TrackingError(
@@ -355,6 +370,7 @@ def log_model(
     registered_model: str | None = None,
     alias: str | None = "challenger",
     tags: Mapping[str, Any] | None = None,
+    recipe: Mapping[str, Any] | None = None,
 ) -> ModelRef | None:
     """Export `model` with its preprocessing, log it to the run, and register it with `alias`.
 
@@ -372,6 +388,7 @@ def log_model(
             "class_names": list(class_names),
             "preset": preset.to_dict(),
             "model_config": dict(model_config),
+            "recipe": dict(recipe) if recipe is not None else None,
             "lxn_version": lxn.__version__,
             "serialization": "pt2",
             "input": "uint8 RGB images (B, S, S, 3) at the preset's image_size; output: logits (B, K)",

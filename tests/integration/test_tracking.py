@@ -122,6 +122,52 @@ def test_unreachable_tracking_server_is_a_clear_error():
         assert "secret" not in str(exc)
 
 
+def test_a_slow_server_gets_more_tries_and_a_refused_one_none(caplog):
+    """A busy single-worker server that misses one probe's deadline is tried again; a closed
+    port fails on the first try (no minutes of retries against a dead host)."""
+    import http.server
+    import threading
+    import time
+    import urllib.request
+
+    from lxn.tracking import _probe
+    from tests.conftest import free_port
+
+    answered = []
+
+    class SlowOnce(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if not answered:
+                answered.append("late")
+                time.sleep(1.5)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"OK")
+
+        def log_message(self, *args):
+            pass
+
+    class Server(http.server.ThreadingHTTPServer):
+        def handle_error(self, request, client_address):
+            pass  # the late answer to a probe that gave up meets a closed socket
+
+    server = Server(("127.0.0.1", 0), SlowOnce)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/health"
+        _probe(urllib.request.Request(url), attempts=2, timeout=0.5)
+        assert answered == ["late"]
+        answered.clear()
+        with pytest.raises(TimeoutError):
+            _probe(urllib.request.Request(url), attempts=1, timeout=0.5)
+    finally:
+        server.shutdown()
+    caplog.clear()
+    with caplog.at_level("INFO", logger="lxn.tracking"), pytest.raises(OSError):
+        _probe(urllib.request.Request(f"http://127.0.0.1:{free_port()}/health"), attempts=3, timeout=5)
+    assert not [r for r in caplog.records if "try 1 of 3" in r.getMessage()]
+
+
 # ------------------------------------------------------------------ tampered artifacts
 
 
@@ -263,3 +309,23 @@ def test_credentials_in_the_tracking_uri_travel_as_a_header(monkeypatch):
     assert "s3cr@t-pw" not in redact_text(f"connecting with s3cr@t-pw to {uri}")  # registered as a secret
     with pytest.raises(TrackingError, match="MLFLOW_TRACKING_TOKEN"):
         check_tracking(f"http://127.0.0.1:{server.server_address[1]}/?token=abc")
+
+
+def test_a_registered_model_rebuilds_with_its_architecture_settings(store):
+    from lxn.tracking import rebuild_eager
+
+    settings = {"name": "logoxpertnet", "num_classes": 3, "width_mult": 1.0, "hse_gate": "sigmoid",
+                "clff_mode": "add", "early_stride": 8, "clff_early": "space_to_depth", "spectrum": "dct"}
+    model = create_model(**settings).eval()
+    tracker = RunTracker.start("lxn-test", "variants", store)
+    ref = log_model(tracker, model, preset=Preset(image_size=96), class_names=CLASSES, model_config=settings,
+                    registered_model="variants", alias="challenger", recipe={"name": "lxn", "lr": 0.002})
+    loaded = load_model(f"models:/{ref.name}/{ref.version}", store)
+    assert loaded.model_config == settings and loaded.metadata["recipe"] == {"name": "lxn", "lr": 0.002}
+    eager = rebuild_eager(loaded.module, loaded.model_config, loaded.preset)
+    assert eager.model.fa_cbam.spectrum == "dct" and eager.model.clff.early == "space_to_depth"
+    images = torch.randint(0, 256, (3, 96, 96, 3), dtype=torch.uint8)
+    with torch.inference_mode():
+        torch.testing.assert_close(eager(images), loaded.module(images), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(eager(images), InferenceModel(model, Preset(image_size=96)).eval()(images),
+                                   atol=1e-5, rtol=1e-5)
