@@ -5,6 +5,7 @@
     python jobs/benchmark.py train --out DIR     # Ray Train vs a plain PyTorch loop, 1 vs 2 workers
     python jobs/benchmark.py scan --out DIR      # scan throughput vs the model alone; memory vs bucket size
     python jobs/benchmark.py decode --out DIR    # CPU per image from bytes to model pixels (scan, training)
+    python jobs/benchmark.py accuracy --out DIR  # models and recipes on real brand marks, scored by the scan
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lxn.benchmarks import decode_throughput, model_efficiency, prepare_throughput, scan_throughput, train_throughput
+from lxn.benchmarks import (accuracy, decode_throughput, model_efficiency, prepare_throughput, scan_throughput,
+                            train_throughput)
 from lxn.config import add_arguments, from_namespace
+from lxn.logs import configure_logging
 
 BENCHMARKS = {
     "model": ("model efficiency table (the paper's Table 7)", model_efficiency.ModelBenchConfig),
@@ -21,6 +24,7 @@ BENCHMARKS = {
     "train": ("training throughput: Ray Train vs plain PyTorch", train_throughput.TrainBenchConfig),
     "scan": ("scan throughput against the model alone, and peak memory", scan_throughput.ScanBenchConfig),
     "decode": ("CPU per image from bytes to model pixels, per core", decode_throughput.DecodeBenchConfig),
+    "accuracy": ("models and recipes on real brand marks, scored through the scan path", accuracy.AccuracyBenchConfig),
 }
 
 
@@ -30,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, (help_text, config_cls) in BENCHMARKS.items():
         add_arguments(commands.add_parser(name, help=help_text), config_cls)
     args = parser.parse_args(argv)
+    configure_logging()
     config = from_namespace(BENCHMARKS[args.command][1], _without(args, "command"))
     if args.command == "model":
         print(model_efficiency.markdown_table(model_efficiency.run(config), config))
@@ -41,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
         print(scan_throughput.markdown_table(scan_throughput.run(config)))
     elif args.command == "decode":
         print(decode_throughput.markdown_table(decode_throughput.run(config)))
+    elif args.command == "accuracy":
+        print(accuracy.markdown_table(accuracy.run(config)))
     print(f"\nwrote figures under {config.out}")
     return 0
 

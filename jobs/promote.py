@@ -16,6 +16,7 @@ import sys
 from lxn.cli import BAD_INPUT, configure_logging, fail
 from lxn.config import add_arguments, from_namespace
 from lxn.promote import PromoteConfig, promote
+from lxn.preflight import check_reach
 from lxn.redact import redact
 
 
@@ -29,7 +30,9 @@ def parse_config(argv: list[str] | None = None) -> PromoteConfig:
 def main(argv: list[str] | None = None) -> int:
     configure_logging()
     try:
-        decision = promote(parse_config(argv))
+        config = parse_config(argv)
+        check_reach(config)  # a job on a multi-node cluster: its registry must be the shared server
+        decision = promote(config)
     except BAD_INPUT as exc:
         return fail(exc)
     print(json.dumps(redact(decision.to_dict()), indent=2))

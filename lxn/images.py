@@ -244,18 +244,23 @@ _TRUNCATION_MESSAGES = ("truncated", "premature end", "unexpected end", "unpack 
 _UNSUPPORTED_MESSAGES = ("not available", "not supported", "unsupported", "unknown raw mode", "illegal conversion")
 
 
-def encode_jpeg(pixels: np.ndarray, *, max_side: int | None = None, quality: int = 90) -> bytes:
-    """JPEG bytes of an (H, W, 3) uint8 RGB array, shrunk so its longer side is at most `max_side`.
+def encode_jpeg(pixels: np.ndarray, *, max_side: int | None = None, size: tuple[int, int] | None = None,
+                quality: int = 90) -> bytes:
+    """JPEG bytes of an (H, W, 3) uint8 RGB array, shrunk so its longer side is at most `max_side`,
+    or to exactly `size` (width, height).
 
-    The aspect ratio is kept (each side rounded, at least 1 pixel); images are never enlarged.
-    Shrinking is Lanczos with `reducing_gap=3` (a box reduction by an integer factor first, then
-    Lanczos over the rest: as sharp as a full Lanczos and several times faster on big images).
+    With `max_side` the aspect ratio is kept (each side rounded, at least 1 pixel) and images are
+    never enlarged. Shrinking is Lanczos with `reducing_gap=3` (a box reduction by an integer
+    factor first, then Lanczos over the rest: as sharp as a full Lanczos and several times faster
+    on big images).
     """
     pixels = np.asarray(pixels)
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3 or 0 in pixels.shape:
         raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got {pixels.dtype} of shape {pixels.shape}")
     if max_side is not None and max_side < 1:
         raise ValueError(f"max_side must be positive or None, got {max_side}")
+    if size is not None and (max_side is not None or len(size) != 2 or min(size) < 1):
+        raise ValueError(f"size must be a positive (width, height), without max_side; got {size}")
     if not 1 <= quality <= 95:  # libjpeg's own advice: above 95 the file grows for nothing
         raise ValueError(f"quality must be in 1..95, got {quality}")
     image = Image.fromarray(pixels)
@@ -263,7 +268,8 @@ def encode_jpeg(pixels: np.ndarray, *, max_side: int | None = None, quality: int
     if max_side is not None and max(width, height) > max_side:
         scale = max_side / max(width, height)
         size = (max(1, min(max_side, round(width * scale))), max(1, min(max_side, round(height * scale))))
-        image = image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    if size is not None and tuple(size) != (width, height):
+        image = image.resize(tuple(size), Image.Resampling.LANCZOS, reducing_gap=3.0)
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=quality, optimize=True)
     return buffer.getvalue()

@@ -29,7 +29,7 @@ class DecodeBenchConfig:
     out: Path = setting(Path("bench-out"), "directory for decode_throughput.json and .md")
     image_size: int = setting(224, "the model's input size")
     sizes: list[str] = setting(["640x480", "1920x1080", "4032x3024"], "original sizes (WxH) on the scan path")
-    stored_side: int = setting(320, "longer side of the copy prepare stores (its --max-side)")
+    stored_side: int = setting(256, "shorter side of the copy prepare stores (its --store-side)")
     rounds: int = setting(30, "timed decodes per case")
     warmup: int = setting(3, "untimed decodes per case")
 
@@ -51,14 +51,12 @@ def photo_jpeg(width: int, height: int, seed: int = 0, quality: int = 90) -> byt
 def run(config: DecodeBenchConfig) -> dict:
     import torch
 
-    from lxn.images import encode_jpeg, safe_decode
-    from lxn.presets import Preset
-    from lxn.scan.tiling import decode_size
+    from lxn.images import safe_decode
+    from lxn.presets import Preset, decode, store_copy
     from lxn.train.trainer import decode_batch
 
     torch.set_num_threads(1)
     preset = Preset(image_size=config.image_size)
-    target = decode_size(config.image_size, ())
     cases, sizes = {}, {}
     for text in config.sizes:
         width, height = (int(v) for v in text.lower().split("x"))
@@ -66,12 +64,12 @@ def run(config: DecodeBenchConfig) -> dict:
         sizes[f"scan {text}"] = len(data)
 
         def scan(data=data):
-            image, kind, reason = safe_decode(data, target_size=target)
+            image, kind, reason = decode(data, preset.image_size)
             return preset.resize(image.pixels)
 
         cases[f"scan {text}"] = scan
     original = safe_decode(photo_jpeg(1920, 1080), target_size=None)[0].pixels
-    stored = encode_jpeg(original, max_side=config.stored_side)
+    stored = store_copy(original, config.stored_side)
     sizes["train (stored copy)"] = len(stored)
     batch = {"image": np.array([stored], dtype=object), "label": np.zeros(1, dtype=np.int64)}
     cases["train (stored copy)"] = lambda: decode_batch(batch, preset)

@@ -60,7 +60,7 @@ def _plain(config: TrainBenchConfig, data: str, threads: int = 1) -> float:
     from lxn.presets import Preprocess
     from lxn.train.config import TrainConfig
     from lxn.train.loop import train_one_epoch
-    from lxn.train.trainer import decode_batch, preset_for
+    from lxn.train.trainer import decode_batch, make_optimizer, preset_for
 
     manifest = read_manifest(data)
     train = TrainConfig(data=data, image_size=config.image_size, model=config.model)
@@ -76,7 +76,7 @@ def _plain(config: TrainBenchConfig, data: str, threads: int = 1) -> float:
         torch.manual_seed(0)
         model = create_model(config.model, num_classes=manifest.num_classes, bn_momentum=train.bn_momentum)
         model = model.to(memory_format=torch.channels_last)
-        optimizer = torch.optim.Adam(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+        optimizer = make_optimizer(model, train.resolved_recipe)  # the same optimizer as the Ray Train loop
         preprocess = Preprocess(preset)
         rates = []
         for epoch in range(config.epochs):

@@ -7,8 +7,8 @@ the dataset (only small per-image columns reach the driver):
    `listing_chunk` rows: row id, source URI, class name.
 2. load (Ray Data map, parallel): fetch, decode and validate every image; a bad file becomes a
    row with status "error" and the reason (never a crash); good ones get a 64-bit perceptual
-   hash, per-channel pixel sums for mean/std, and a re-encoded JPEG with a bounded longer side
-   -> `_staging/loaded/*.parquet`.
+   hash, per-channel pixel sums for mean/std, and the stored copy (`lxn.presets.store_copy`: the
+   shorter side at `store_side`) -> `_staging/loaded/*.parquet`.
 3. decide (driver, numpy on small columns): exact and near duplicates grouped by multi-index
    hashing + union-find (no all-pairs pass), optionally merged with the pairs an embedding
    model finds (`embedding_model`: a Ray Data actor pass writes one float16 vector per image,
@@ -72,8 +72,8 @@ class PrepareConfig:
     near_duplicate_radius: int = setting(4, "perceptual-hash Hamming radius for near duplicates (0: exact only); resizing and re-encoding move a hash by at most 4 bits, while on 10k distinct synthetic scenes radius 8 merged 485 unrelated images and 4 merged 10")
     label_conflicts: Literal["drop", "majority", "keep"] = setting("drop", "duplicate groups whose members disagree on the label: drop the group, keep the majority label, or keep the representative's")
     fractions: list[float] = setting([0.8, 0.1, 0.1], "train/val/test fractions")
-    max_side: int = setting(320, "longer side of the stored re-encoded JPEG")
-    jpeg_quality: int = setting(90, "quality of the stored JPEG")
+    store_side: int = setting(256, "shorter side of the stored re-encoded JPEG (never enlarged): training takes any --image-size up to it")
+    jpeg_quality: int = setting(95, "quality of the stored JPEG (95 keeps a re-encoded copy within ~35 dB of its original)")
     max_pixels: int = setting(80_000_000, "decompression-bomb cap: larger declared images are quarantined")
     max_bytes: int = setting(50 * 2**20, "files larger than this are quarantined (too_large)")
     embedding_model: str | None = setting(None, "near duplicates by embedding too: an lxn model (models:/name@alias or a logged model dir) whose 1280-d embedding stands in for the paper's CLIP")
@@ -141,7 +141,8 @@ def load_batch(batch: pa.Table, config: PrepareConfig) -> pa.Table:
     raises, so it cannot silently turn a whole dataset into error rows.
     """
     from lxn.data.dedup import phash
-    from lxn.images import ImageDecodeError, decode_image, encode_jpeg
+    from lxn.images import ImageDecodeError, decode_image
+    from lxn.presets import store_copy
 
     n = batch.num_rows
     out: dict[str, list] = {k: [] for k in ("image", "status", "error_kind", "error", "width", "height", "phash",
@@ -150,8 +151,8 @@ def load_batch(batch: pa.Table, config: PrepareConfig) -> pa.Table:
         try:
             data = storage.read_bytes(uri)
             decoded = decode_image(data, max_pixels=config.max_pixels, max_bytes=config.max_bytes,
-                                   target_size=config.max_side)
-            stored = encode_jpeg(decoded.pixels, max_side=config.max_side, quality=config.jpeg_quality)
+                                   target_size=config.store_side)
+            stored = store_copy(decoded.pixels, config.store_side, quality=config.jpeg_quality)
             small = decoded.pixels.astype(np.float64) / 255.0
             out["image"].append(stored)
             out["status"].append("ok")
@@ -289,13 +290,11 @@ class _Embed:
         self.model = rebuild_eager(loaded.module, loaded.model_config, loaded.preset).eval()
 
     def __call__(self, table: pa.Table) -> pa.Table:
-        import io
-
         import torch
-        from PIL import Image
 
-        pixels = np.stack([self.preset.resize(np.asarray(Image.open(io.BytesIO(b)).convert("RGB")))
-                           for b in table["image"].to_pylist()])
+        from lxn.presets import model_pixels
+
+        pixels = np.stack([model_pixels(b, self.preset) for b in table["image"].to_pylist()])
         with torch.inference_mode():
             x = self.model.preprocess(torch.from_numpy(pixels))
             embedding = self.model.model.forward_head(self.model.model.forward_features(x), pre_logits=True)
@@ -391,6 +390,9 @@ def run(config: PrepareConfig) -> Manifest:
         raise ValueError("prepare needs at least one --source")
     if len(config.fractions) != 3 or abs(sum(config.fractions) - 1) > 1e-6:
         raise ValueError(f"--fractions must be three numbers summing to 1, got {config.fractions}")
+    if config.store_side < 32 or not 1 <= config.jpeg_quality <= 95:
+        raise ValueError(f"--store-side must be at least 32 and --jpeg-quality within 1..95, got {config.store_side}, "
+                         f"{config.jpeg_quality}")
     if config.batch_size < 1 or config.load_block_rows < 1:
         raise ValueError(f"--batch-size and --load-block-rows must be at least 1, got {config.batch_size}, {config.load_block_rows}")
     sources = [storage.normalize_uri(s) for s in config.source]
@@ -467,7 +469,8 @@ def run(config: PrepareConfig) -> Manifest:
         quarantined=len(decision.quarantine),
         code_version=_code_version(),
         created_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        extra={"quarantine_by_kind": kinds, "images_listed": rows, "max_side": config.max_side,
+        store_side=config.store_side,
+        extra={"quarantine_by_kind": kinds, "images_listed": rows, "jpeg_quality": config.jpeg_quality,
                "load_tasks": len(loaded.files)},  # a staged file per load task
         **decision.manifest_parts,
     )

@@ -20,11 +20,13 @@ import pyarrow as pa
 __all__ = ["SPLITS", "SCHEMA", "FORMAT_VERSION", "Manifest", "DatasetError", "read_manifest", "split_uri"]
 
 SPLITS = ("train", "val", "test")
-FORMAT_VERSION = 1
+# 2: images are stored by their shorter side (`store_side`), not their longer; version 1 data
+# trained wide images upsampled from a few dozen rows, and is refused (prepare it again).
+FORMAT_VERSION = 2
 
 SCHEMA = pa.schema(
     [
-        pa.field("image", pa.binary()),            # JPEG, re-encoded with a bounded longer side
+        pa.field("image", pa.binary()),            # JPEG: lxn.presets.store_copy (shorter side <= store_side)
         pa.field("label", pa.int32()),             # index into manifest.classes
         pa.field("class_name", pa.string()),
         pa.field("split", pa.string()),
@@ -54,6 +56,7 @@ class Manifest:
     quarantined: int = 0
     code_version: str = ""
     created_at: str = ""
+    store_side: int = 0                            # stored images' shorter side (smaller originals: their own)
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
@@ -72,6 +75,14 @@ class Manifest:
         data = json.loads(text)
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+    def check_image_size(self, image_size: int) -> None:
+        """Refuse a training size the stored images cannot serve without upsampling them."""
+        if image_size > self.store_side:
+            raise DatasetError(
+                f"the prepared images are stored with their shorter side at {self.store_side} px: train at "
+                f"--image-size {self.store_side} or less, or prepare again with --store-side {image_size}"
+            )
 
     def check_trainable(self) -> None:
         """Refuse a dataset that cannot train a classifier, naming the problem."""
@@ -108,5 +119,6 @@ def read_manifest(root: str) -> Manifest:
         ) from None
     manifest = Manifest.from_json(text)
     if manifest.format_version != FORMAT_VERSION:
-        raise DatasetError(f"{uri} has format version {manifest.format_version}; this lxn reads {FORMAT_VERSION}")
+        raise DatasetError(f"{uri} has format version {manifest.format_version}; this lxn reads {FORMAT_VERSION}: "
+                           "prepare the dataset again with jobs/prepare.py")
     return manifest

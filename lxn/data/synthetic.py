@@ -628,8 +628,16 @@ def _fractal_noise(rng: np.random.Generator, width: int, height: int, base_cells
     return _to_u8(np.asarray(big))
 
 
-def _background(rng: np.random.Generator, width: int, height: int) -> Image.Image:
-    kind = int(rng.choice(5, p=[0.2, 0.3, 0.2, 0.15, 0.15]))
+BACKGROUND_KINDS = ("gradient", "texture", "horizon", "bricks", "bokeh")
+_BACKGROUND_WEIGHTS = (0.2, 0.3, 0.2, 0.15, 0.15)
+
+
+def _background(rng: np.random.Generator, width: int, height: int,
+                kinds: tuple[str, ...] = BACKGROUND_KINDS) -> Image.Image:
+    """A scene's backdrop, one of `kinds` (their usual weights, renormalised): a pool of kinds
+    lets one dataset's backgrounds be disjoint from another's (lxn.data.realmarks)."""
+    weights = np.array([w if k in kinds else 0.0 for k, w in zip(BACKGROUND_KINDS, _BACKGROUND_WEIGHTS)])
+    kind = int(rng.choice(5, p=weights / weights.sum()))
     if kind == 0:  # gradient: studio wall, sky, painted surface
         return _ramp(_to_u8(_gradient(rng, width, height)), [_colour(rng), _colour(rng)])
     if kind == 1:  # photo-like texture

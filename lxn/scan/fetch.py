@@ -7,10 +7,10 @@ not an image, truncated, corrupt, unsupported, too large) and converts the odd-b
 `missing`, `forbidden` or `unreadable` after `lxn.storage`'s retries. Objects over `max_bytes`
 are not fetched at all.
 
-Only (T, S, S, 3) uint8 arrays leave this stage (T = 1 without tiling): the image is decoded
-at reduced scale where the format allows (JPEG DCT scaling to at least the size the model needs)
-and squeezed to S x S by the model's own eval preset (`Preset.resize`), so the predictors get
-exactly the preprocessing the model was trained with and nothing bigger than they need.
+Only (T, S, S, 3) uint8 arrays leave this stage (T = 1 without tiling): the bytes go through
+the one decode path (`lxn.presets.decode`: at reduced scale where the format allows) and are
+squeezed to S x S by the model's own eval preset (`Preset.resize`), so the predictors get
+exactly the preprocessing training used and nothing bigger than they need.
 
 Fetches of one batch run in a small thread pool: S3 latency is hidden, and Pillow releases the
 GIL while decoding and resizing.
@@ -24,8 +24,7 @@ from typing import Any
 import numpy as np
 
 from lxn import storage
-from lxn.images import safe_decode
-from lxn.presets import Preset
+from lxn.presets import Preset, decode
 from lxn.scan import tiling
 
 __all__ = ["fetch_and_decode"]
@@ -53,7 +52,6 @@ def fetch_and_decode(batch: dict[str, np.ndarray], *, preset: dict[str, Any], gr
     s = recipe.image_size
     n = len(batch["uri"])
     t = tiling.tile_count(grids)
-    target = tiling.decode_size(s, grids)
     pixels = np.zeros((n, t, s, s, 3), dtype=np.uint8)
     boxes = np.zeros((n, t, 4), dtype=np.int32)
     status = np.full(n, "ok", dtype=object)
@@ -66,7 +64,7 @@ def fetch_and_decode(batch: dict[str, np.ndarray], *, preset: dict[str, Any], gr
         data, error_kind, error = _fetch_one(str(batch["uri"][i]), int(batch["size"][i]), max_bytes)
         image = None
         if error_kind is None:
-            image, error_kind, error = safe_decode(data, target_size=target, max_pixels=max_pixels, max_bytes=max_bytes)
+            image, error_kind, error = decode(data, s, grids=grids, max_pixels=max_pixels, max_bytes=max_bytes)
         if image is None:
             status[i], kind[i], reason[i] = "error", error_kind, error
             return

@@ -18,25 +18,16 @@ applied), x1/y1 exclusive.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["tile_count", "decode_size", "grid_boxes", "scale_boxes", "crop_tiles", "best_tile"]
+__all__ = ["tile_count", "grid_boxes", "scale_boxes", "crop_tiles", "best_tile"]
 
 
 def tile_count(grids: Sequence[int]) -> int:
     """Tiles per image: the whole image plus g * g per grid."""
     return 1 + sum(g * g for g in grids)
-
-
-def decode_size(image_size: int, grids: Sequence[int]) -> int:
-    """The shorter side to decode at, so the smallest tiles still have `image_size` pixels:
-    a grid-g tile spans 2 / (g + 1) of the side."""
-    if not grids:
-        return image_size
-    return math.ceil(image_size * (max(grids) + 1) / 2)
 
 
 def _spans(length: int, g: int) -> list[tuple[int, int]]:

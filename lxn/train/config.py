@@ -1,10 +1,12 @@
 """Every training setting, its default and what it means: one visible block.
 
-Defaults follow the LogoXpertNet paper (Adam, lr 1e-3, L2 5e-4, step decay every 10 epochs,
-global batch 64, 224 x 224, 150 epochs; rotation / flip / brightness each with p = 0.5; Gaussian
-denoising; the dataset's own mean/std). The paper does not give the step-decay factor: 0.5
-keeps the learning rate useful over 150 epochs (0.1 every 10 epochs would reach 1e-18).
-`jobs/train.py` with no `--data` swaps in DEMO_DEFAULTS for settings not given on the
+How a model is trained is a recipe (`lxn.train.recipes`): `--recipe paper` is the LogoXpertNet
+paper's (Adam, step decay, rotation / flip / brightness, Gaussian denoising), `--recipe lxn` (the
+default) the one measured to win on real brand marks. Every ingredient is also a flag of its own
+(`--lr`, `--schedule`, `--crop-scale-min`, ...): unset, it takes the recipe's value. The
+architecture's open choices (`--hse-gate`, `--clff-mode`, `--early-stride`, `--spectrum`,
+`--clff-early`) are flags too, recorded in the model config so a registered model rebuilds
+exactly. `jobs/train.py` with no `--data` swaps in DEMO_DEFAULTS for settings not given on the
 command line, so the embedded demo finishes in minutes on a laptop CPU.
 """
 
@@ -25,23 +27,36 @@ DEFAULT_STORAGE = "lxn-local/train"
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     data: str | None = setting(None, "prepared dataset (local path or s3:// URI); omitted: generate and prepare the synthetic demo dataset", uri="input")
-    model: str = setting("logoxpertnet", "registered model name (see lxn.models.list_models())")
+    model: str = setting("logoxpertnet", "model to train (see lxn.models.list_models(); also torchvision's mobilenet_v3_large as a baseline)")
     width_mult: float = setting(1.0, "MobileNetV3 width multiplier")
+    hse_gate: Literal["paper", "sigmoid"] = setting("paper", "HSE-SAB channel gate: the paper's sigmoid after ReLU (never below 0.5) or the usual SE sigmoid")
+    clff_mode: Literal["concat", "add"] = setting("concat", "CLFF fusion of the early and deep maps")
+    early_stride: int = setting(8, "output stride of CLFF's early map (2, 4, 8 or 16)")
+    clff_early: Literal["avgpool", "space_to_depth", "conv"] = setting("avgpool", "how CLFF brings the early map to the deep one's size: average pooling, space-to-depth (keeps every pixel as channels) or a learned strided conv")
+    spectrum: Literal["real_fft", "centred_fft", "dct"] = setting("real_fft", "FA-CBAM's frequency map: the paper's Re(FFT2), the same with DC in the centre, or an exact DCT-II")
     bn_momentum: float = setting(0.1, "BatchNorm running-statistics momentum (torchvision's 0.01 lags in short runs)")
     backbone_weights: str | None = setting(None, "local torchvision MobileNetV3-Large state dict to start from", uri="input")
     epochs: int = setting(150, "epochs")
     batch_size: int = setting(64, "global batch size, split evenly across workers")
-    lr: float = setting(1e-3, "Adam learning rate")
-    weight_decay: float = setting(5e-4, "L2 penalty (Adam weight_decay)")
-    lr_step_epochs: int = setting(10, "decay the learning rate every this many epochs")
-    lr_gamma: float = setting(0.5, "step-decay factor (the paper does not give it)")
-    label_smoothing: float = setting(0.0, "cross-entropy label smoothing")
-    image_size: int = setting(224, "square input size")
-    denoise_sigma: float = setting(0.5, "Gaussian denoising sigma in pixels (0: off)")
-    rotation_degrees: float = setting(15.0, "max random rotation, applied with p = augment_p")
-    augment_p: float = setting(0.5, "probability of each augmentation (rotation, flip, brightness)")
-    hflip: bool = setting(True, "random horizontal flips (turn off for text-heavy marks)")
-    brightness: float = setting(0.2, "max relative brightness change")
+    image_size: int = setting(224, "square input size (at most the prepared data's store side)")
+    recipe: Literal["lxn", "paper"] = setting("lxn", "training recipe (lxn.train.recipes): every ingredient below left unset takes its value")
+    optimizer: Literal["adam", "adamw"] | None = setting(None, "optimizer (paper: adam; lxn: adamw)")
+    lr: float | None = setting(None, "peak learning rate (paper: 1e-3; lxn: 2e-3)")
+    weight_decay: float | None = setting(None, "weight decay: Adam's L2 penalty or AdamW's decoupled decay (paper: 5e-4; lxn: 0.05)")
+    schedule: Literal["step", "cosine"] | None = setting(None, "learning-rate schedule (paper: step; lxn: cosine)")
+    warmup_epochs: float | None = setting(None, "linear warm-up epochs (paper: 0; lxn: 2)")
+    lr_step_epochs: int | None = setting(None, "step schedule: decay every this many epochs (10)")
+    lr_final_fraction: float | None = setting(None, "the learning rate at the end as a fraction of the peak; sets the step factor (0.01)")
+    label_smoothing: float | None = setting(None, "cross-entropy label smoothing (paper: 0; lxn: 0.1)")
+    ema_decay: float | None = setting(None, "exponential moving average of the weights, evaluated and registered (paper: 0, off; lxn: 0.998)")
+    rotation_degrees: float | None = setting(None, "max random rotation (paper: 15; lxn: 10)")
+    augment_p: float | None = setting(None, "probability of each of rotation, flip and brightness (0.5)")
+    hflip: bool | None = setting(None, "random horizontal flips (paper: on; lxn: off, marks with text are not mirror images)")
+    brightness: float | None = setting(None, "max relative brightness change (paper: 0.2; lxn: 0.3)")
+    crop_scale_min: float | None = setting(None, "random resized crop: the smallest area kept, 1 for none (paper: 1; lxn: 0.35)")
+    color_jitter: float | None = setting(None, "contrast and saturation jitter, hue a tenth of it (paper: 0; lxn: 0.3)")
+    denoise_sigma: float | None = setting(None, "Gaussian denoising sigma in pixels, at training and inference (paper: 0.5; lxn: 0)")
+    sync_batchnorm: bool = setting(False, "SyncBatchNorm across workers (GPU runs with small per-worker batches); otherwise each worker normalises its own batch of batch_size / num_workers")
     num_workers: int = setting(1, "Ray Train workers (one per GPU with --use-gpu)")
     use_gpu: bool = setting(False, "train on GPUs, one per worker")
     cpus_per_worker: int = setting(1, "CPUs reserved per training worker")
@@ -65,6 +80,20 @@ class TrainConfig:
             raise ValueError("epochs, batch_size and num_workers must be positive")
         if self.batch_size % self.num_workers:
             raise ValueError(f"batch_size {self.batch_size} must divide evenly across {self.num_workers} workers")
+        from lxn.models import MIN_INPUT_SIZE
+        from lxn.train.recipes import resolve
+
+        if self.image_size < MIN_INPUT_SIZE:
+            raise ValueError(f"--image-size {self.image_size}: the models need at least {MIN_INPUT_SIZE} px (below it "
+                             "the deep map is 2 x 2 and the attention modules see padding)")
+        resolve(self)  # an impossible ingredient fails here, before anything runs
+
+    @property
+    def resolved_recipe(self):
+        """The recipe with every ingredient this config sets (`lxn.train.recipes.resolve`)."""
+        from lxn.train.recipes import resolve
+
+        return resolve(self)
 
     @property
     def resolved_run_name(self) -> str:
@@ -72,7 +101,11 @@ class TrainConfig:
         command resumes its own run, a different one starts a new run."""
         if self.run_name:
             return self.run_name
-        shaping = {k: v for k, v in to_dict(self).items() if k not in _NOT_SHAPING}
+        from lxn.train.recipes import INGREDIENTS
+
+        # The recipe counts as resolved: the same training, however its flags spelled it.
+        shaping = {k: v for k, v in to_dict(self).items() if k not in _NOT_SHAPING and k not in INGREDIENTS}
+        shaping["recipe"] = self.resolved_recipe.to_dict()
         digest = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:10]
         return f"{self.model}-{digest}"
 
@@ -88,6 +121,4 @@ DEMO_DEFAULTS = {
     "image_size": 96,
     "batch_size": 32,
     "num_workers": 2,
-    "lr_step_epochs": 5,
-    "rotation_degrees": 10.0,
 }

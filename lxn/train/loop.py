@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from torch import nn
 
 from lxn.presets import Preprocess, Preset, augment, to_float_nchw
 
-__all__ = ["EpochStats", "EvalResult", "autocast_dtype", "train_one_epoch", "evaluate"]
+__all__ = ["EpochStats", "EvalResult", "ModelEma", "autocast_dtype", "train_one_epoch", "evaluate"]
 
 
 @dataclasses.dataclass
@@ -46,6 +46,38 @@ class EpochStats:
 class EvalResult(EpochStats):
     scores: np.ndarray | None = None   # (N, K) softmax probabilities, when collected
     labels: np.ndarray | None = None
+
+
+class ModelEma:
+    """An exponential moving average of a model's weights and BatchNorm statistics:
+    e <- d e + (1 - d) w after every optimizer step, with d = min(decay, (1 + n) / (10 + n)) at
+    update n, so the first steps (random weights) do not dominate a short run. `module` is a copy
+    of the model, always in eval mode; integer buffers (BatchNorm's counters) are copied."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        import copy
+
+        self.module = copy.deepcopy(model).eval()
+        for parameter in self.module.parameters():
+            parameter.requires_grad_(False)
+        self.decay, self.updates = decay, 0
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for average, current in zip(self.module.state_dict().values(), model.state_dict().values()):
+            if average.dtype.is_floating_point:
+                average.mul_(d).add_(current.detach().to(average.dtype), alpha=1 - d)
+            else:
+                average.copy_(current)
+
+    def state_dict(self) -> dict:
+        return {"module": self.module.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.module.load_state_dict(state["module"])
+        self.updates = int(state["updates"])
 
 
 def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
@@ -84,12 +116,20 @@ def train_one_epoch(
     amp_dtype: torch.dtype | None = None,
     scaler: torch.amp.GradScaler | None = None,
     label_smoothing: float = 0.0,
+    lr_at: Callable[[int], float] | None = None,
+    ema: ModelEma | None = None,
 ) -> EpochStats:
-    """One pass over `batches`; returns summed loss, hits and count (this process only)."""
+    """One pass over `batches`; returns summed loss, hits and count (this process only).
+
+    `lr_at(i)` is the learning rate of the epoch's i-th step (the schedule, per step); `ema` is
+    updated from the (unwrapped) model after every optimizer step."""
     model.train()
     stats = EpochStats()
     start = time.perf_counter()
-    for batch in batches:
+    for step, batch in enumerate(batches):
+        if lr_at is not None:
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step)
         images, labels = _to_device(batch, device)
         with torch.no_grad():
             x = augment(to_float_nchw(images), preset, generator)
@@ -105,6 +145,8 @@ def train_one_epoch(
         else:
             loss.backward()
             optimizer.step()
+        if ema is not None:
+            ema.update(getattr(model, "module", model))  # DDP wraps the model it trains
         n = labels.numel()
         stats.loss_sum += loss.item() * n
         stats.correct += int((logits.argmax(1) == labels).sum())

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
-import io
 import json
 import logging
 import tempfile
@@ -33,9 +32,9 @@ from lxn.logs import configure_logging
 from lxn.data.prepared import Manifest, read_manifest, split_uri
 from lxn.metrics import classification_report
 from lxn.models import create_model
-from lxn.presets import Preprocess, Preset
+from lxn.presets import Preprocess, Preset, model_pixels
 from lxn.train.config import TrainConfig
-from lxn.train.loop import autocast_dtype, evaluate, train_one_epoch
+from lxn.train.loop import ModelEma, autocast_dtype, evaluate, train_one_epoch
 from lxn.tracking import ModelRef, RunTracker, check_tracking, log_model
 
 __all__ = ["TrainResult", "run", "preset_for", "model_config_for", "decode_batch"]
@@ -59,39 +58,59 @@ class TrainResult:
 
 
 def preset_for(config: TrainConfig, manifest: Manifest) -> Preset:
+    """The model's preprocessing (the dataset's mean/std) and the recipe's augmentations."""
+    recipe = config.resolved_recipe
+    p = recipe.augment_p
     return Preset(
         image_size=config.image_size,
         mean=tuple(manifest.mean),
         std=tuple(manifest.std),
-        denoise_sigma=config.denoise_sigma,
-        rotation_degrees=config.rotation_degrees,
-        rotation_p=config.augment_p,
-        hflip_p=config.augment_p if config.hflip else 0.0,
-        brightness=config.brightness,
-        brightness_p=config.augment_p,
+        denoise_sigma=recipe.denoise_sigma,
+        rotation_degrees=recipe.rotation_degrees,
+        rotation_p=p,
+        hflip_p=p if recipe.hflip else 0.0,
+        brightness=recipe.brightness,
+        brightness_p=p,
+        crop_scale_min=recipe.crop_scale_min,
+        color_jitter=recipe.color_jitter,
+        color_p=p,
     )
 
 
+# The LogoXpertNet settings a registered model needs to be rebuilt exactly (its baseline has none).
+ARCHITECTURE = ("hse_gate", "clff_mode", "early_stride", "clff_early", "spectrum")
+
+
 def model_config_for(config: TrainConfig, num_classes: int) -> dict[str, Any]:
-    return {"name": config.model, "num_classes": num_classes, "width_mult": config.width_mult}
+    """What `create_model(**model_config)` rebuilds the trained network from."""
+    model_config = {"name": config.model, "num_classes": num_classes, "width_mult": config.width_mult}
+    if config.model.startswith("logoxpertnet"):
+        model_config.update({name: getattr(config, name) for name in ARCHITECTURE})
+    return model_config
+
+
+def make_optimizer(model: torch.nn.Module, recipe) -> torch.optim.Optimizer:
+    """Adam with an L2 penalty on every weight (the paper), or AdamW with decoupled decay on
+    weights only: BatchNorm's scales and the biases are not decayed."""
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    rest = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},
+                              {"params": rest, "weight_decay": 0.0}], lr=recipe.lr)
 
 
 # ---------------------------------------------------------------------------- data
 
 
 def decode_batch(batch: dict[str, np.ndarray], preset: Preset) -> dict[str, np.ndarray]:
-    """Ray Data map stage: stored JPEG bytes -> uint8 arrays at the preset size (on CPU).
-
-    The bytes were validated and re-encoded by the prepare job, so plain PIL is enough here.
-    """
-    from PIL import Image
-
+    """Ray Data map stage: stored JPEG bytes -> uint8 arrays at the preset size (on CPU), through
+    the scan's own decode path (`lxn.presets.model_pixels`). Prepare validated every stored
+    image, so one that does not decode is a bug and raises."""
     size = preset.image_size
     images = np.empty((len(batch["image"]), size, size, 3), dtype=np.uint8)
     for i, data in enumerate(batch["image"]):
-        with Image.open(io.BytesIO(data)) as image:
-            image.draft("RGB", (size, size))  # JPEG: decode at a reduced scale when it is enough
-            images[i] = preset.resize(np.asarray(image.convert("RGB")))
+        images[i] = model_pixels(data, preset)
     return {"image": images, "label": batch["label"].astype(np.int64)}
 
 
@@ -143,6 +162,7 @@ def _gather_scores(scores: np.ndarray, labels: np.ndarray, rank: int) -> tuple[n
     torch.distributed.gather_object((scores.astype(np.float32), labels), parts, dst=0)
     if rank != 0:
         return None
+    parts = [p for p in parts if len(p[1])]  # an unequal split may leave a worker without test rows
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
@@ -177,48 +197,87 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         _train_and_test(config, preset, class_names, rank, world, device, loop_config)
 
 
+@dataclasses.dataclass
+class _Run:
+    """What a worker trains and checkpoints: the model (DDP-wrapped across workers), its
+    optimizer, loss scaler and weight average, and where training stands."""
+
+    raw: torch.nn.Module
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler | None
+    ema: ModelEma | None
+    state: dict[str, Any] = dataclasses.field(
+        default_factory=lambda: {"epoch": -1, "best_val_acc": -1.0, "best_epoch": -1, "history": []})
+    best_weights: dict[str, torch.Tensor] | None = None
+
+    @property
+    def scored(self) -> torch.nn.Module:
+        """The weights that are validated, tested and registered: the average, when there is one.
+        Never the DDP wrapper: its every forward is a collective (buffer broadcast), and the
+        evaluation splits are unequal, so ranks run different numbers of forwards."""
+        return self.ema.module if self.ema is not None else self.raw
+
+    def scored_weights(self) -> dict[str, torch.Tensor]:
+        source = self.ema.module if self.ema is not None else self.raw
+        return copy.deepcopy({k: v.detach().cpu() for k, v in source.state_dict().items()})
+
+    def checkpoint(self) -> dict[str, Any]:
+        return {"model": self.raw.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+                "ema": self.ema.state_dict() if self.ema is not None else None, **self.state}
+
+    def restore(self, saved: dict[str, Any], best: dict[str, torch.Tensor]) -> None:
+        self.raw.load_state_dict(saved.pop("model"))
+        self.optimizer.load_state_dict(saved.pop("optimizer"))
+        scaler, ema = saved.pop("scaler", None), saved.pop("ema", None)
+        saved.pop("scheduler", None)  # checkpoints of lxn < 0.2 kept a StepLR; the schedule is now a function
+        if self.scaler is not None and scaler:
+            self.scaler.load_state_dict(scaler)
+        if self.ema is not None and ema:
+            self.ema.load_state_dict(ema)
+        self.state, self.best_weights = saved, best
+
+
 def _train_and_test(config, preset, class_names, rank, world, device, loop_config) -> None:
     import ray.train
     import ray.train.torch
 
+    recipe = config.resolved_recipe
     torch.manual_seed(config.seed)  # identical initial weights everywhere (DDP also broadcasts)
-
-    raw = create_model(config.model, num_classes=len(class_names), width_mult=config.width_mult,
-                       backbone_weights=config.backbone_weights, bn_momentum=config.bn_momentum)
-    raw = raw.to(memory_format=torch.channels_last)
+    architecture = {k: v for k, v in model_config_for(config, len(class_names)).items() if k != "name"}
+    raw = create_model(config.model, **architecture, backbone_weights=config.backbone_weights,
+                       bn_momentum=config.bn_momentum)
+    if config.sync_batchnorm and world > 1 and device.type == "cuda":
+        raw = torch.nn.SyncBatchNorm.convert_sync_batchnorm(raw)
+    per_worker_batch = config.batch_size // world
+    if rank == 0 and world > 1:
+        log.info("per-worker batch %d: BatchNorm statistics are %s", per_worker_batch,
+                 "synchronised across workers" if config.sync_batchnorm and device.type == "cuda"
+                 else "each worker's own (--sync-batchnorm synchronises them on GPUs)")
+    raw = raw.to(device=device, memory_format=torch.channels_last)
     model = ray.train.torch.prepare_model(raw)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.lr_step_epochs, gamma=config.lr_gamma)
     amp_dtype = autocast_dtype(config.amp, device)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
+    run = _Run(raw=raw, model=model, optimizer=make_optimizer(raw, recipe),
+               scaler=torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None,
+               ema=ModelEma(raw, recipe.ema_decay) if recipe.ema_decay > 0 else None)
     preprocess = Preprocess(preset).to(device)
 
-    state: dict[str, Any] = {"epoch": -1, "best_val_acc": -1.0, "best_epoch": -1, "history": []}
-    best_weights = None
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
-            saved = _load(Path(directory) / STATE_FILE)
-            best_weights = _load(Path(directory) / BEST_FILE)
-        raw.load_state_dict(saved.pop("model"))
-        optimizer.load_state_dict(saved.pop("optimizer"))
-        scheduler.load_state_dict(saved.pop("scheduler"))
-        if scaler is not None and saved.get("scaler"):
-            scaler.load_state_dict(saved["scaler"])
-        saved.pop("scaler", None)
-        state = saved
-        log.info("rank %d resumed after epoch %d", rank, state["epoch"])
+            run.restore(_load(Path(directory) / STATE_FILE), _load(Path(directory) / BEST_FILE))
+        log.info("rank %d resumed after epoch %d", rank, run.state["epoch"])
 
     tracker = RunTracker(loop_config["tracking_uri"], loop_config["run_id"]) if rank == 0 else None
     if tracker is not None and checkpoint is not None:
         # A failure between a checkpoint's commit and its MLflow log would lose that epoch's
         # metrics: log them now if so. Then mark, visibly, that this attempt resumed.
         logged = tracker.logged_steps("train_loss")
-        for past in state["history"]:
+        for past in run.state["history"]:
             if past["epoch"] not in logged:
                 tracker.log_metrics(past, step=past["epoch"])
-        tracker.log_metrics({"resumed_after_epoch": state["epoch"]}, step=state["epoch"] + 1)
-    per_worker_batch = config.batch_size // world
+        tracker.log_metrics({"resumed_after_epoch": run.state["epoch"]}, step=run.state["epoch"] + 1)
 
     def shard(name: str, epoch: int, train: bool):
         return ray.train.get_dataset_shard(name).iter_torch_batches(
@@ -228,15 +287,18 @@ def _train_and_test(config, preset, class_names, rank, world, device, loop_confi
             drop_last=train,  # a last batch of one image would break BatchNorm
         )
 
-    first_epoch, started = state["epoch"] + 1, time.monotonic()
+    # The schedule is a function of fractional epoch: steps per epoch from the equal split's size.
+    steps = max(1, (loop_config["train_images"] // world) // per_worker_batch)
+    first_epoch, started = run.state["epoch"] + 1, time.monotonic()
     for epoch in range(first_epoch, config.epochs):
         generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch * 1009 + rank)
-        lr = optimizer.param_groups[0]["lr"]
-        fit = train_one_epoch(model, shard("train", epoch, True), optimizer=optimizer, preprocess=preprocess,
+        lr = recipe.lr * recipe.lr_factor(epoch, config.epochs)
+        fit = train_one_epoch(run.model, shard("train", epoch, True), optimizer=run.optimizer, preprocess=preprocess,
                               preset=preset, generator=generator, device=device, amp_dtype=amp_dtype,
-                              scaler=scaler, label_smoothing=config.label_smoothing)
-        val = evaluate(model, shard("val", epoch, False), preprocess=preprocess, device=device, amp_dtype=amp_dtype)
-        scheduler.step()
+                              scaler=run.scaler, label_smoothing=recipe.label_smoothing, ema=run.ema,
+                              lr_at=lambda i, e=epoch: recipe.lr * recipe.lr_factor(e + i / steps, config.epochs))
+        val = evaluate(run.scored, shard("val", epoch, False), preprocess=preprocess, device=device,
+                       amp_dtype=amp_dtype)
         sums = _all_reduce([fit.loss_sum, fit.correct, fit.count, val.loss_sum, val.correct, val.count], device)
         slowest = _all_reduce([fit.seconds], device, op="max")[0]
         metrics = {
@@ -245,15 +307,16 @@ def _train_and_test(config, preset, class_names, rank, world, device, loop_confi
             "train_acc": sums[1] / max(1, sums[2]),
             "val_loss": sums[3] / max(1, sums[5]),
             "val_acc": sums[4] / max(1, sums[5]),
+            "val_images": sums[5],
             "lr": lr,
             "images_per_s": sums[2] / slowest if slowest else 0.0,
         }
-        if metrics["val_acc"] > state["best_val_acc"]:
-            state.update(best_val_acc=metrics["val_acc"], best_epoch=epoch)
-            best_weights = copy.deepcopy({k: v.detach().cpu() for k, v in raw.state_dict().items()})
-        state["epoch"] = epoch
-        state["history"].append(metrics)
-        _report(metrics, rank, raw, optimizer, scheduler, scaler, state, best_weights, loop_config)
+        if metrics["val_acc"] > run.state["best_val_acc"]:
+            run.state.update(best_val_acc=metrics["val_acc"], best_epoch=epoch)
+            run.best_weights = run.scored_weights()
+        run.state["epoch"] = epoch
+        run.state["history"].append(metrics)
+        _report(metrics, rank, run, loop_config)
         if tracker is not None:
             # Log an epoch once, when it is finished: after Ray Train has registered its
             # checkpoint (a worker lost before that retrains the epoch, which then is logged once).
@@ -262,17 +325,21 @@ def _train_and_test(config, preset, class_names, rank, world, device, loop_confi
             per_epoch = (time.monotonic() - started) / (epoch - first_epoch + 1)
             log.info(epoch_line(metrics, config.epochs, eta_s=per_epoch * (config.epochs - epoch - 1)))
 
-    # Test the best weights once; every rank scores its shard, rank 0 computes the metrics.
-    raw.load_state_dict(best_weights)
-    test = evaluate(model, shard("test", config.epochs, False), preprocess=preprocess, device=device,
+    # Test the best weights once; every rank scores its share, rank 0 computes the metrics.
+    _load_scored(run, run.best_weights)
+    test = evaluate(run.scored, shard("test", config.epochs, False), preprocess=preprocess, device=device,
                     amp_dtype=amp_dtype, collect_scores=True)
     gathered = _gather_scores(test.scores, test.labels, rank)
     report = None
     if rank == 0:
         report = classification_report(gathered[1], gathered[0], class_names)
-        _log_test_report(tracker, report, state, class_names)
+        _log_test_report(tracker, report, run.state, class_names)
     final = {"epoch": config.epochs, "final": 1, **({"test_top1": report["top1"]} if report else {})}
-    _report(final, rank, raw, optimizer, scheduler, scaler, state, best_weights, loop_config, test_report=report)
+    _report(final, rank, run, loop_config, test_report=report)
+
+
+def _load_scored(run: _Run, weights: dict[str, torch.Tensor]) -> None:
+    (run.ema.module if run.ema is not None else run.raw).load_state_dict(weights)
 
 
 def epoch_line(metrics: dict[str, Any], epochs: int, eta_s: float) -> str:
@@ -283,7 +350,7 @@ def epoch_line(metrics: dict[str, Any], epochs: int, eta_s: float) -> str:
             f", {metrics['images_per_s']:.1f} images/s, ETA {eta}")
 
 
-def _report(metrics, rank, raw, optimizer, scheduler, scaler, state, best_weights, loop_config, test_report=None):
+def _report(metrics, rank: int, run: _Run, loop_config: dict[str, Any], test_report=None) -> None:
     """Every rank reports (it is a barrier); rank 0 attaches the checkpoint."""
     import ray.train
 
@@ -292,16 +359,16 @@ def _report(metrics, rank, raw, optimizer, scheduler, scaler, state, best_weight
         return
     with tempfile.TemporaryDirectory(prefix="lxn-ckpt-") as directory:
         path = Path(directory)
-        _save({"model": raw.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-               "scaler": scaler.state_dict() if scaler is not None else None, **state}, path / STATE_FILE)
-        _save(best_weights, path / BEST_FILE)
+        _save(run.checkpoint(), path / STATE_FILE)
+        _save(run.best_weights, path / BEST_FILE)
         info = {
             "config": loop_config["config"],
+            "recipe": loop_config["recipe"],
             "class_names": loop_config["class_names"],
             "preset": loop_config["preset"],
-            "epoch": state["epoch"],
-            "best_epoch": state["best_epoch"],
-            "best_val_acc": state["best_val_acc"],
+            "epoch": run.state["epoch"],
+            "best_epoch": run.state["best_epoch"],
+            "best_val_acc": run.state["best_val_acc"],
             "test_report": test_report,
         }
         (path / INFO_FILE).write_text(json.dumps(info, indent=2))
@@ -312,7 +379,8 @@ def _log_test_report(tracker: RunTracker, report: dict[str, Any], state: dict[st
     from lxn.train import plots
 
     tracker.log_metrics({f"test_{k}": report[k] for k in
-                         ("top1", "precision_macro", "recall_macro", "f1_macro", "auc_macro_ovr")}, step=state["epoch"])
+                         ("top1", "precision_macro", "recall_macro", "f1_macro", "auc_macro_ovr")}
+                        | {"test_images": report["count"]}, step=state["epoch"])
     tracker.log_dict({k: report[k] for k in ("per_class_accuracy", "per_class_auc")}, "test/per_class.json")
     tracker.log_dict(report["confusion_pairs"], "test/confusion_pairs.json")
     tracker.log_dict({"classes": class_names, "matrix": report["confusion_matrix"]}, "test/confusion_matrix.json")
@@ -333,11 +401,14 @@ def run(config: TrainConfig) -> TrainResult:
     import ray.train
     from ray.train.torch import TorchTrainer
 
+    from lxn.train.ingest import ExactOnceEvaluation
+
     if config.data is None:
         raise ValueError("TrainConfig.data is required here; jobs/train.py prepares the demo dataset when it is omitted")
     data = storage.location(config.data)
     manifest = read_manifest(data)
     manifest.check_trainable()
+    manifest.check_image_size(config.image_size)
     # Checked before MLflow and Ray: a wrong bucket fails in seconds, leaving no run behind.
     checkpoint_root = storage.check_writable(config.storage, "checkpoints")
     tracking_uri = check_tracking(config.tracking_uri)
@@ -358,17 +429,22 @@ def run(config: TrainConfig) -> TrainResult:
     # Only now, with every input checked, start (or join) Ray: bad input fails in seconds.
     init_ray(min_cpus=config.num_workers * config.cpus_per_worker + 2)
     preset = preset_for(config, manifest)
+    recipe = config.resolved_recipe.to_dict()
     tracker = RunTracker.start(config.experiment, run_name, tracking_uri)
     log.info("MLflow: %s", tracker.url())
     try:
-        tracker.set_tags({"lxn.dataset": data, "lxn.model": config.model})
+        tracker.set_tags({"lxn.dataset": data, "lxn.model": config.model, "lxn.recipe": config.recipe})
         tracker.log_params({**to_dict(config), "data": data, "num_classes": manifest.num_classes,
-                            "train_images": manifest.split_size("train"), "run_name": run_name})
+                            "train_images": manifest.split_size("train"), "run_name": run_name,
+                            "resolved_recipe": recipe})
         tracker.log_dict(json.loads(manifest.to_json()), "dataset/manifest.json")
+        tracker.log_dict(recipe, "recipe.json")
         loop_config = {
             "config": to_dict(config) | {"data": data, "storage": checkpoint_root, "run_name": run_name},
+            "recipe": recipe,
             "preset": preset.to_dict(),
             "class_names": manifest.classes,
+            "train_images": manifest.split_size("train"),
             "tracking_uri": tracking_uri,
             "run_id": tracker.run_id,
         }
@@ -389,17 +465,19 @@ def run(config: TrainConfig) -> TrainResult:
                 checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             ),
             datasets=_datasets(data, manifest, preset, config),
+            dataset_config=ExactOnceEvaluation(),  # every validation and test image scored once
         )
         result = trainer.fit()
         with result.checkpoint.as_directory() as directory:
             info = json.loads((Path(directory) / INFO_FILE).read_text())
             best = _load(Path(directory) / BEST_FILE)
-        model = create_model(config.model, num_classes=manifest.num_classes, width_mult=config.width_mult)
+        model_config = model_config_for(config, manifest.num_classes)
+        model = create_model(**model_config)
         model.load_state_dict(best)
         report = info["test_report"]
         ref = log_model(
             tracker, model.eval(), preset=preset, class_names=manifest.classes,
-            model_config=model_config_for(config, manifest.num_classes),
+            model_config=model_config, recipe=recipe,
             registered_model=config.registered_model, alias=config.alias,
             tags={"test_top1": report["top1"], "test_f1_macro": report["f1_macro"],
                   "dataset": data, "run_name": run_name},

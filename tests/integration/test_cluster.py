@@ -227,7 +227,10 @@ def test_a_local_output_and_the_demo_are_refused_and_nothing_is_written(pipeline
     code, err = _main("jobs/prepare.py", ["--source", f"s3://{bucket}/raw", "--out", str(tmp_path / "prepared")],
                       address, monkeypatch, capsys, tmp_path)
     assert code == 2 and "--out" in err and "--shared-filesystem" in err
-    assert list(tmp_path.iterdir()) == []  # nothing written: no report root, no demo data, no lxn-local
+    code, err = _main("jobs/promote.py", ["--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"], address, monkeypatch,
+                      capsys, tmp_path)
+    assert code == 2 and "is a file on one node" in err  # the head's own registry is not the cluster's
+    assert list(tmp_path.iterdir()) == []  # nothing written: no report root, no demo data, no lxn-local, no db
     code, err = _main("jobs/prepare.py", ["--source", f"s3://{bucket}/raw", "--out", str(tmp_path / "prepared"),
                                           "--shared-filesystem", "--fractions", "0.5", "0.6", "0.1"],
                       address, monkeypatch, capsys, tmp_path)

@@ -94,6 +94,16 @@ def test_resumes_after_a_worker_is_killed(prepared, tmp_path):
     resumed = mlflow.MlflowClient(tracking_uri=tracking_uri).get_metric_history(result.run_id, "resumed_after_epoch")
     assert resumed, "training did not restart from a checkpoint"
 
+    # Two workers score every validation and test image exactly once: Ray's equal split would
+    # drop one image of an odd-sized split.
+    from lxn.data.prepared import read_manifest
+
+    manifest = read_manifest(prepared)
+    sizes = {split: manifest.split_size(split) for split in ("val", "test")}
+    assert any(n % 2 for n in sizes.values()), f"the fixture needs an odd split to test this: {sizes}"
+    metrics = mlflow.MlflowClient(tracking_uri=tracking_uri).get_run(result.run_id).data.metrics
+    assert {"val": metrics["val_images"], "test": metrics["test_images"]} == sizes
+
 
 def _train_command(prepared: str, tmp_path: Path, *extra: str) -> list[str]:
     return [sys.executable, str(ROOT / "jobs/train.py"), "--data", prepared, "--epochs", "2", "--image-size", "96",

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from lxn.presets import Preset
-from lxn.scan.tiling import best_tile, crop_tiles, decode_size, grid_boxes, scale_boxes, tile_count
+from lxn.presets import decode_side as decode_size
+from lxn.scan.tiling import best_tile, crop_tiles, grid_boxes, scale_boxes, tile_count
 
 
 def test_whole_image_first_then_overlapping_grids():
