@@ -255,11 +255,19 @@ def test_dct2_is_the_orthonormal_dct_ii():
 
 @pytest.mark.parametrize("spectrum", ["real_fft", "centred_fft", "dct"])
 def test_fa_cbam_frequency_branch_commutes_with_the_1x1_conv_for_every_spectrum(spectrum):
-    from lxn.layers.fa_cbam import _spectrum
+    """conv(T(F)) in the paper's order, with T computed independently of the block's code."""
+    import scipy.fft
 
     block = FrequencyAwareCBAM(6, freq_channels=2, spectrum=spectrum)
     x = torch.randn(1, 6, 7, 7)
-    expected = torch.nn.functional.conv2d(_spectrum(x, spectrum), block.freq.weight)  # the paper's order
+    maps = x[0].double().numpy()
+    if spectrum == "dct":
+        transformed = scipy.fft.dctn(maps, type=2, norm="ortho", axes=(-2, -1))
+    else:
+        transformed = np.stack([_direct_real_dft2(m) for m in maps])
+        if spectrum == "centred_fft":
+            transformed = np.fft.fftshift(transformed, axes=(-2, -1))
+    expected = torch.nn.functional.conv2d(torch.tensor(transformed, dtype=torch.float32)[None], block.freq.weight)
     torch.testing.assert_close(block.frequency_features(x), expected, atol=1e-5, rtol=1e-4)
 
 
