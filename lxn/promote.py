@@ -21,6 +21,7 @@ import dataclasses
 import datetime as dt
 from typing import Any
 
+from lxn import registry
 from lxn.config import setting
 from lxn.tracking import ModelRef, TrackingError, check_tracking, registry_client
 
@@ -30,9 +31,9 @@ __all__ = ["PromoteConfig", "Decision", "decide", "promote"]
 @dataclasses.dataclass(frozen=True)
 class PromoteConfig:
     registered_model: str = setting("logoxpertnet", "MLflow registered model name")
-    candidate: str = setting("challenger", "alias of the version to promote")
-    target: str = setting("champion", "alias to move onto it")
-    metric: str = setting("test_top1", "version tag compared between candidate and champion")
+    candidate: str = setting(registry.CHALLENGER, "alias of the version to promote")
+    target: str = setting(registry.CHAMPION, "alias to move onto it")
+    metric: str = setting(registry.TEST_TOP1, "version tag compared between candidate and champion")
     min_metric: float = setting(0.0, "the candidate's metric must be at least this")
     min_improvement: float = setting(0.0, "the candidate must beat the champion by at least this (may be negative)")
     force: bool = setting(False, "promote even if a gate fails (the reasons are still recorded)")
@@ -96,12 +97,12 @@ def decide(config: PromoteConfig) -> Decision:
     elif cand_metric < config.min_metric:
         reasons.append(f"{config.metric} {cand_metric:.4f} is below the floor {config.min_metric:.4f}")
     if champion is not None and cand_metric is not None:
-        if candidate.tags.get("dataset") != champion.tags.get("dataset"):
+        if candidate.tags.get(registry.DATASET) != champion.tags.get(registry.DATASET):
             reasons.append(
-                f"tested on different datasets ({candidate.tags.get('dataset')} vs {champion.tags.get('dataset')}): "
+                f"tested on different datasets ({candidate.tags.get(registry.DATASET)} vs {champion.tags.get(registry.DATASET)}): "
                 "metrics are not comparable"
             )
-        if candidate.tags.get("classes_sha") != champion.tags.get("classes_sha"):
+        if candidate.tags.get(registry.CLASSES_SHA) != champion.tags.get(registry.CLASSES_SHA):
             reasons.append("the class lists differ: a promotion would change what reported brands mean")
         if champ_metric is not None and cand_metric < champ_metric + config.min_improvement:
             reasons.append(
@@ -120,7 +121,7 @@ def promote(config: PromoteConfig) -> Decision:
     client = registry_client(check_tracking(config.tracking_uri))
     name = config.registered_model
     if decision.champion is not None:
-        client.set_registered_model_alias(name, "previous-champion", decision.champion.version)
+        client.set_registered_model_alias(name, registry.PREVIOUS_CHAMPION, decision.champion.version)
     client.set_registered_model_alias(name, config.target, decision.candidate.version)
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     client.set_model_version_tag(name, decision.candidate.version, f"promoted_to_{config.target}_at", now)

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 import lxn
+from lxn import registry
 from lxn.presets import InferenceModel, Preset
 from lxn.redact import is_secret_key, redact, redact_uri, register_secret
 
@@ -61,6 +62,7 @@ __all__ = [
     "verify_model_dir",
     "UnsafeModelError",
     "PT2_SHA256_TAG",
+    "version_tags",
 ]
 
 log = logging.getLogger(__name__)
@@ -69,7 +71,7 @@ DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 RUN_NAME_TAG = "lxn.run_name"
 # The SHA-256 of a version's data/model.pt2, recorded in the registry (not in the artifact store)
 # when the version is registered, and checked whenever it is loaded.
-PT2_SHA256_TAG = "lxn.pt2_sha256"
+PT2_SHA256_TAG = registry.PT2_SHA256
 _PICKLE_SWITCH = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
 
 
@@ -368,7 +370,7 @@ def log_model(
     class_names: Sequence[str],
     model_config: Mapping[str, Any],
     registered_model: str | None = None,
-    alias: str | None = "challenger",
+    alias: str | None = registry.CHALLENGER,
     tags: Mapping[str, Any] | None = None,
     recipe: Mapping[str, Any] | None = None,
 ) -> ModelRef | None:
@@ -413,7 +415,7 @@ def log_model(
     try:
         client.set_model_version_tag(ref.name, ref.version, PT2_SHA256_TAG, digest)
         client.set_model_version_tag(ref.name, ref.version, "run_id", tracker.run_id)
-        client.set_model_version_tag(ref.name, ref.version, "classes_sha", classes_digest(class_names))
+        client.set_model_version_tag(ref.name, ref.version, registry.CLASSES_SHA, classes_digest(class_names))
         for key, value in redact(dict(tags or {})).items():
             client.set_model_version_tag(ref.name, ref.version, key, str(value))
         if alias:
@@ -512,6 +514,14 @@ def resolve_model_uri(uri: str, tracking_uri: str | None = None) -> ModelRef:
         return ModelRef(name, str(client.get_model_version_by_alias(name, match["alias"]).version))
     except Exception as exc:  # noqa: BLE001
         raise TrackingError(f"cannot resolve {uri}: {exc}") from None
+
+
+def version_tags(ref: ModelRef, tracking_uri: str | None = None) -> dict[str, str]:
+    """The registered version's tags (see lxn.registry for what they mean)."""
+    try:
+        return dict(_client(resolve_tracking_uri(tracking_uri)).get_model_version(ref.name, ref.version).tags)
+    except Exception as exc:  # noqa: BLE001
+        raise TrackingError(f"cannot read {ref.uri}: {exc}") from None
 
 
 def set_alias(ref: ModelRef, alias: str, tracking_uri: str | None = None) -> None:

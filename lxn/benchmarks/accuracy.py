@@ -113,6 +113,21 @@ def _score(rows: list[dict], class_names: list[str], threshold: float) -> dict[s
     }
 
 
+def _correct(rows: list[dict], class_names: list[str]) -> dict[str, bool]:
+    """uri -> whether the top-1 class (argmax, no-logo included) is the scene's label."""
+    return {row["uri"]: row["top_brands"][0] == row["uri"].rsplit("/", 2)[-2] for row in rows}
+
+
+def paired_test(first: dict[str, bool], other: dict[str, bool]) -> dict:
+    """Exact McNemar test of `other` against `first` on the images both scored."""
+    from lxn.evidence import mcnemar_exact
+
+    uris = sorted(first.keys() & other.keys())
+    result = mcnemar_exact(np.array([other[u] for u in uris]), np.array([first[u] for u in uris]))
+    return {"images": len(uris), "only_this_right": result["a_only"], "only_first_right": result["b_only"],
+            "p_value": result["p_value"]}
+
+
 def _scan_rows(report_root: Path) -> list[dict]:
     import pyarrow.dataset as pads
 
@@ -137,7 +152,8 @@ def run(config: AccuracyBenchConfig) -> dict:
     init_ray(min_cpus=config.num_workers + 2)
     prepared, test_images, class_names = _data(config, root)
     tracking = f"sqlite:///{root}/mlflow.db"
-    results = []
+    results: list[dict] = []
+    correct: dict[str, dict[str, bool]] = {}
     for text in config.runs:
         slug, overrides = parse_run(text)
         started = time.monotonic()
@@ -152,9 +168,13 @@ def run(config: AccuracyBenchConfig) -> dict:
                         tracking_uri=tracking, date="2000-01-01", threshold=config.threshold,
                         top_k=len(class_names), batch_size=32, progress_bars=False, full=True))
         scan_s = time.monotonic() - started
-        scores = _score(_scan_rows(root / "scans" / slug), class_names, config.threshold)
+        rows = _scan_rows(root / "scans" / slug)
+        scores = _score(rows, class_names, config.threshold)
+        correct[slug] = _correct(rows, class_names)
+        paired = paired_test(correct[results[0]["slug"]], correct[slug]) if results else None
         results.append({"run": text, "slug": slug, **scores, "val_top1_in_domain": trained.test_report.get("top1"),
-                        "train_s": round(train_s, 1), "scan_s": round(scan_s, 1), "best_epoch": trained.best_epoch})
+                        "train_s": round(train_s, 1), "scan_s": round(scan_s, 1), "best_epoch": trained.best_epoch,
+                        "vs_first": paired})
         log.info("accuracy %s: %s", slug, results[-1])
         _write(config, root, results)
     return _write(config, root, results)
@@ -168,12 +188,19 @@ def _write(config: AccuracyBenchConfig, root: Path, results: list[dict]) -> dict
     return out
 
 
+def _paired_cell(paired: dict | None) -> str:
+    if not paired:
+        return "(first)"
+    return f"{paired['only_this_right']} / {paired['only_first_right']}, p = {paired['p_value']:.2g}"
+
+
 def markdown_table(result: dict) -> str:
     lines = ["| run (model:recipe) | top-1 | macro-F1 | no-logo left unbranded | brand precision | brand recall "
-             "| in-domain test top-1 | train s | scan s |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| in-domain test top-1 | vs first run: only this / only first right, McNemar p | train s | scan s |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["results"]:
         fmt = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
         lines.append(f"| {r['run']} | {fmt(r['top1'])} | {fmt(r['f1_macro'])} | {fmt(r['no_logo_unbranded'])} "
                      f"| {fmt(r['brand_precision'])} | {fmt(r['brand_recall'])} | {fmt(r['val_top1_in_domain'])} "
-                     f"| {r['train_s']:.0f} | {r['scan_s']:.0f} |")
+                     f"| {_paired_cell(r.get('vs_first'))} | {r['train_s']:.0f} | {r['scan_s']:.0f} |")
     return "\n".join(lines) + "\n"

@@ -45,7 +45,7 @@ class ScanConfig:
     extensions: list[str] | None = setting(list(DEFAULT_EXTENSIONS), "keep keys with these extensions (case-insensitive); --extensions with nothing after it keeps every key")
     min_size: int = setting(0, "skip objects smaller than this many bytes (0 keeps empty objects, which are reported as errors)")
     max_size: int | None = setting(None, "skip objects larger than this many bytes (default: no limit; see also --max-bytes)")
-    threshold: float = setting(0.5, "no-logo threshold: `brand` is null when the top-1 probability is below it")
+    threshold: float | None = setting(None, "no-logo threshold: `brand` is null when the top-1 probability is below it (default: the version's lxn.threshold tag, chosen on validation data for a target precision, else 0.5)")
     top_k: int = setting(5, "brands with probabilities kept per image")
     no_logo_class: str = setting("no-logo", "the model's class meaning 'no logo': `brand` is null when it is the top-1")
     tiles: list[int] | None = setting(None, "multi-scale mode: also classify overlapping N x N grids of tiles (e.g. --tiles 2 3) and report the best tile's box")
@@ -69,7 +69,7 @@ class ScanConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        if not 0.0 <= self.threshold <= 1.0:
+        if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             problems.append(f"--threshold must be within 0..1, got {self.threshold}")
         for name in ("top_k", "batch_size", "actors", "fetch_threads", "listing_chunk", "checkpoint_rows", "stat_threads"):
             if getattr(self, name) < 1:

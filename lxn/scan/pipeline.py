@@ -68,7 +68,8 @@ class ScanResult:
 
 def run(config: ScanConfig) -> ScanResult:
     """Run (or resume, or find already committed) the scan that `config` describes."""
-    from lxn.tracking import RunTracker, check_tracking, load_model, resolve_model_uri
+    from lxn.registry import scan_threshold
+    from lxn.tracking import RunTracker, check_tracking, load_model, resolve_model_uri, version_tags
 
     started = time.monotonic()
     if not config.source and not config.manifest:
@@ -83,6 +84,9 @@ def run(config: ScanConfig) -> ScanResult:
     storage.check_writable(layout.out, "scan report")
     tracking_uri = check_tracking(config.tracking_uri)
     ref = resolve_model_uri(config.model, tracking_uri)  # once: every row records this version
+    threshold, threshold_source = scan_threshold(config.threshold, version_tags(ref, tracking_uri))
+    config = dataclasses.replace(config, threshold=threshold)  # the scan id and every row use this one
+    log.info("no-logo threshold %.3f: %s", threshold, threshold_source)
     scan_id = derive_scan_id(config, date=date, out=layout.out, sources=sources, manifest=manifest, model_uri=ref.uri)
 
     recovered = recover(layout)
@@ -100,7 +104,8 @@ def run(config: ScanConfig) -> ScanResult:
     tracker = RunTracker.start(config.experiment, scan_id, tracking_uri)
     try:
         tracker.set_tags({"lxn.kind": "scan", "model_name": ref.name, "model_version": ref.version, "scan_date": date})
-        tracker.log_params({**to_dict(config), "resolved_model": ref.uri, "scan_id": scan_id})
+        tracker.log_params({**to_dict(config), "resolved_model": ref.uri, "scan_id": scan_id,
+                            "threshold_source": threshold_source})
         loaded = load_model(ref.uri, tracking_uri, "cpu")  # preset and classes; a bad model fails here
         preset, class_names = loaded.preset, loaded.class_names
         del loaded
@@ -128,6 +133,7 @@ def run(config: ScanConfig) -> ScanResult:
             "throughput": throughput,
             "settings": {k: v for k, v in to_dict(config).items()
                          if k not in ("source", "manifest", "model", "out", "tracking_uri", "experiment")},
+            "threshold": {"value": threshold, "source": threshold_source},
             "image_size": preset.image_size,
             "classes": len(class_names),
         }))

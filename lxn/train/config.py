@@ -56,6 +56,7 @@ class TrainConfig:
     crop_scale_min: float | None = setting(None, "random resized crop: the smallest area kept, 1 for none (paper: 1; lxn: 0.35)")
     color_jitter: float | None = setting(None, "contrast and saturation jitter, hue a tenth of it (paper: 0; lxn: 0.3)")
     denoise_sigma: float | None = setting(None, "Gaussian denoising sigma in pixels, at training and inference (paper: 0.5; lxn: 0)")
+    threshold_precision: float = setting(0.95, "target precision of brand hits: the lowest no-logo threshold reaching it on the validation split is tagged on the registered version, and the scan uses it by default")
     sync_batchnorm: bool = setting(False, "SyncBatchNorm across workers (GPU runs with small per-worker batches); otherwise each worker normalises its own batch of batch_size / num_workers")
     num_workers: int = setting(1, "Ray Train workers (one per GPU with --use-gpu)")
     use_gpu: bool = setting(False, "train on GPUs, one per worker")
@@ -83,6 +84,8 @@ class TrainConfig:
         from lxn.models import MIN_INPUT_SIZE
         from lxn.train.recipes import resolve
 
+        if not 0 < self.threshold_precision <= 1:
+            raise ValueError(f"--threshold-precision must be within (0, 1], got {self.threshold_precision}")
         if self.image_size < MIN_INPUT_SIZE:
             raise ValueError(f"--image-size {self.image_size}: the models need at least {MIN_INPUT_SIZE} px (below it "
                              "the deep map is 2 x 2 and the attention modules see padding)")

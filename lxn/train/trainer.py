@@ -26,10 +26,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from lxn import storage
+from lxn import registry, storage
 from lxn.config import to_dict
 from lxn.logs import configure_logging
 from lxn.data.prepared import Manifest, read_manifest, split_uri
+from lxn.data.readers import NO_LOGO
+from lxn.evidence import threshold_for_precision
 from lxn.metrics import classification_report
 from lxn.models import create_model
 from lxn.presets import Preprocess, Preset, model_pixels
@@ -330,12 +332,32 @@ def _train_and_test(config, preset, class_names, rank, world, device, loop_confi
     test = evaluate(run.scored, shard("test", config.epochs, False), preprocess=preprocess, device=device,
                     amp_dtype=amp_dtype, collect_scores=True)
     gathered = _gather_scores(test.scores, test.labels, rank)
+    # The scan's no-logo threshold is chosen on the validation split (the test split stays unseen).
+    val = evaluate(run.scored, shard("val", config.epochs, False), preprocess=preprocess, device=device,
+                   amp_dtype=amp_dtype, collect_scores=True)
+    val_scores = _gather_scores(val.scores, val.labels, rank)
     report = None
     if rank == 0:
         report = classification_report(gathered[1], gathered[0], class_names)
+        report["threshold"] = choose_threshold(val_scores[1], val_scores[0], class_names, config.threshold_precision)
         _log_test_report(tracker, report, run.state, class_names)
     final = {"epoch": config.epochs, "final": 1, **({"test_top1": report["top1"]} if report else {})}
     _report(final, rank, run, loop_config, test_report=report)
+
+
+def choose_threshold(labels: np.ndarray, probs: np.ndarray, class_names: list[str], target: float) -> dict | None:
+    """The lowest no-logo threshold at which the scan's brand hits reach `target` precision on
+    these (validation) images, with its precision and recall; None when none reaches it."""
+    no_logo = class_names.index(NO_LOGO) if NO_LOGO in class_names else None
+    choice = threshold_for_precision(labels, probs, no_logo, target) if len(labels) else None
+    if choice is None:
+        log.warning("no threshold reaches precision %.2f of brand hits on the validation split: the version gets "
+                    "no threshold tag and the scan will use %.2f unless --threshold is given", target,
+                    registry.DEFAULT_THRESHOLD)
+    else:
+        log.info("no-logo threshold %.3f: brand hits on the validation split at precision %.3f, recall %.3f "
+                 "(target %.2f)", choice["threshold"], choice["precision"], choice["recall"], target)
+    return choice
 
 
 def _load_scored(run: _Run, weights: dict[str, torch.Tensor]) -> None:
@@ -479,8 +501,10 @@ def run(config: TrainConfig) -> TrainResult:
             tracker, model.eval(), preset=preset, class_names=manifest.classes,
             model_config=model_config, recipe=recipe,
             registered_model=config.registered_model, alias=config.alias,
-            tags={"test_top1": report["top1"], "test_f1_macro": report["f1_macro"],
-                  "dataset": data, "run_name": run_name},
+            tags={registry.TEST_TOP1: report["top1"], registry.TEST_F1_MACRO: report["f1_macro"],
+                  registry.DATASET: data, registry.RUN_NAME: run_name,
+                  **registry.threshold_tags(report.get("threshold"), config.threshold_precision,
+                                            f"val split of {data}")},
         )
         tracker.set_tags({"lxn.registered_version": ref.version if ref else ""})
         tracker.finish("FINISHED")

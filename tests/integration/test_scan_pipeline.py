@@ -163,6 +163,7 @@ def test_summary_success_manifest_and_mlflow_run(bucket, store, first_scan):
     assert manifest["model"] == {"name": "logos", "version": "1", "uri": "models:/logos/1",
                                  "requested": "models:/logos@champion"}
     assert manifest["throughput"]["rows"] == total and manifest["throughput"]["images_per_s"] > 0
+    assert manifest["threshold"] == {"value": 0.5, "source": "the default (the version has no lxn.threshold tag)"}
     layout = Layout(f"s3://{name}/reports")
     assert read_manifest(layout, first_scan.scan_id) == manifest
     assert json.loads(storage.read_text(layout.summary(DATE, first_scan.scan_id))) == manifest
@@ -264,6 +265,42 @@ def test_tiles_find_a_small_logo_the_whole_image_misses(store, ray_cluster, tmp_
     assert rows["all-red.png"]["brand"] == "acme" and rows["all-red.png"]["box_x1"] == 200  # the whole image
     assert rows["blue.png"]["brand"] is None and rows["blue.png"]["top_brands"][0] == "no-logo"
     assert result.manifest["brands"] == {"acme": 2}
+
+
+def test_the_scan_uses_the_versions_threshold_unless_the_flag_says_otherwise(store, ray_cluster, tmp_path):
+    from lxn import registry
+    from tests.known_models import register_redspot
+
+    tracker = RunTracker.start("lxn-test", "threshold-tag", store)
+    ref = register_redspot(tracker, name="redspot-tagged")
+    tracker.finish()
+    client = mlflow.MlflowClient(tracking_uri=store)
+    for key, value in registry.threshold_tags({"threshold": 0.95, "precision": 0.97, "recall": 0.6}, 0.95,
+                                              "val split of /data/prepared").items():
+        client.set_model_version_tag(ref.name, ref.version, key, value)
+    source = tmp_path / "photos"
+    source.mkdir()
+    image = Image.new("RGB", (90, 90), (128, 128, 128))
+    ImageDraw.Draw(image).rectangle([30, 30, 59, 59], fill=(255, 0, 0))  # 1/9 red: acme at p ~0.91
+    image.save(source / "ninth.png")
+
+    def rows(out):
+        return pads.dataset(str(out), format="parquet").to_table().to_pylist()
+
+    tagged = scan(store, model="models:/redspot-tagged@champion", source=[str(source)], out=str(tmp_path / "tagged"))
+    assert tagged.manifest["threshold"]["value"] == 0.95
+    assert "lxn.threshold tag (precision 0.95 on val split of /data/prepared)" in tagged.manifest["threshold"]["source"]
+    [row] = rows(tmp_path / "tagged")
+    assert row["brand"] is None and row["top_brands"][0] == "acme" and 0.85 < row["confidence"] < 0.95
+
+    flagged = scan(store, model="models:/redspot-tagged@champion", source=[str(source)], out=str(tmp_path / "flagged"),
+                   threshold=0.5)
+    assert flagged.manifest["threshold"] == {"value": 0.5, "source": "--threshold"}
+    assert rows(tmp_path / "flagged")[0]["brand"] == "acme"
+
+    client.set_model_version_tag(ref.name, ref.version, registry.THRESHOLD, "1.5")
+    with pytest.raises(ValueError, match="not a threshold within 0..1: fix the tag or pass --threshold"):
+        scan(store, model="models:/redspot-tagged@champion", source=[str(source)], out=str(tmp_path / "bad"))
 
 
 def test_predictor_decides_without_ray(store, tmp_path):

@@ -104,6 +104,14 @@ def test_resumes_after_a_worker_is_killed(prepared, tmp_path):
     metrics = mlflow.MlflowClient(tracking_uri=tracking_uri).get_run(result.run_id).data.metrics
     assert {"val": metrics["val_images"], "test": metrics["test_images"]} == sizes
 
+    # the no-logo threshold chosen on the validation split travels as the version's tags
+    from lxn import registry
+
+    assert "threshold" in result.test_report
+    tags = mlflow.MlflowClient(tracking_uri=tracking_uri).get_model_version(result.model.name, result.model.version).tags
+    expected = registry.threshold_tags(result.test_report["threshold"], 0.95, f"val split of {storage.location(prepared)}")
+    assert {k: tags.get(k) for k in expected} == expected
+
 
 def _train_command(prepared: str, tmp_path: Path, *extra: str) -> list[str]:
     return [sys.executable, str(ROOT / "jobs/train.py"), "--data", prepared, "--epochs", "2", "--image-size", "96",
