@@ -239,6 +239,7 @@ def augment(x: torch.Tensor, preset: Preset, generator: torch.Generator) -> torc
 
 # RGB -> YIQ and back: the hue turns as a rotation of the (I, Q) chroma plane.
 _YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_RGB = torch.linalg.inv(_YIQ)
 
 
 def _color_jitter(x: torch.Tensor, strength: float, draws: torch.Tensor, apply: torch.Tensor) -> torch.Tensor:
@@ -257,5 +258,5 @@ def _color_jitter(x: torch.Tensor, strength: float, draws: torch.Tensor, apply: 
     i, q = yiq[:, 1:2], yiq[:, 2:3]
     scale = saturation.view(n, 1, 1, 1).to(x.dtype)
     i, q = scale * (cos * i - sin * q), scale * (sin * i + cos * q)
-    rgb = torch.einsum("ij,njhw->nihw", torch.linalg.inv(_YIQ).to(x.device, x.dtype), torch.cat([luma, i, q], 1))
+    rgb = torch.einsum("ij,njhw->nihw", _RGB.to(x.device, x.dtype), torch.cat([luma, i, q], 1))
     return rgb.clamp(0, 1)

@@ -221,8 +221,7 @@ class _Run:
         return self.ema.module if self.ema is not None else self.raw
 
     def scored_weights(self) -> dict[str, torch.Tensor]:
-        source = self.ema.module if self.ema is not None else self.raw
-        return copy.deepcopy({k: v.detach().cpu() for k, v in source.state_dict().items()})
+        return copy.deepcopy({k: v.detach().cpu() for k, v in self.scored.state_dict().items()})
 
     def checkpoint(self) -> dict[str, Any]:
         return {"model": self.raw.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -328,7 +327,7 @@ def _train_and_test(config, preset, class_names, rank, world, device, loop_confi
             log.info(epoch_line(metrics, config.epochs, eta_s=per_epoch * (config.epochs - epoch - 1)))
 
     # Test the best weights once; every rank scores its share, rank 0 computes the metrics.
-    _load_scored(run, run.best_weights)
+    run.scored.load_state_dict(run.best_weights)
     test = evaluate(run.scored, shard("test", config.epochs, False), preprocess=preprocess, device=device,
                     amp_dtype=amp_dtype, collect_scores=True)
     gathered = _gather_scores(test.scores, test.labels, rank)
@@ -358,10 +357,6 @@ def choose_threshold(labels: np.ndarray, probs: np.ndarray, class_names: list[st
         log.info("no-logo threshold %.3f: brand hits on the validation split at precision %.3f, recall %.3f "
                  "(target %.2f)", choice["threshold"], choice["precision"], choice["recall"], target)
     return choice
-
-
-def _load_scored(run: _Run, weights: dict[str, torch.Tensor]) -> None:
-    (run.ema.module if run.ema is not None else run.raw).load_state_dict(weights)
 
 
 def epoch_line(metrics: dict[str, Any], epochs: int, eta_s: float) -> str:
