@@ -60,6 +60,7 @@ def _plain(config: TrainBenchConfig, data: str, threads: int = 1) -> float:
     from lxn.presets import Preprocess
     from lxn.train.config import TrainConfig
     from lxn.train.loop import train_one_epoch
+    from lxn.train.loop import ModelEma
     from lxn.train.trainer import decode_batch, make_optimizer, preset_for
 
     manifest = read_manifest(data)
@@ -76,7 +77,9 @@ def _plain(config: TrainBenchConfig, data: str, threads: int = 1) -> float:
         torch.manual_seed(0)
         model = create_model(config.model, num_classes=manifest.num_classes, bn_momentum=train.bn_momentum)
         model = model.to(memory_format=torch.channels_last)
-        optimizer = make_optimizer(model, train.resolved_recipe)  # the same optimizer as the Ray Train loop
+        recipe = train.resolved_recipe
+        optimizer = make_optimizer(model, recipe)  # the same optimizer, loss and weight average as the Ray Train loop
+        ema = ModelEma(model, recipe.ema_decay) if recipe.ema_decay > 0 else None
         preprocess = Preprocess(preset)
         rates = []
         for epoch in range(config.epochs):
@@ -84,7 +87,8 @@ def _plain(config: TrainBenchConfig, data: str, threads: int = 1) -> float:
             batches = [{"image": images[order[i:i + config.batch_size]], "label": labels[order[i:i + config.batch_size]]}
                        for i in range(0, len(order) - config.batch_size + 1, config.batch_size)]
             stats = train_one_epoch(model, batches, optimizer=optimizer, preprocess=preprocess, preset=preset,
-                                    generator=torch.Generator().manual_seed(epoch), device=torch.device("cpu"))
+                                    generator=torch.Generator().manual_seed(epoch), device=torch.device("cpu"),
+                                    label_smoothing=recipe.label_smoothing, ema=ema)
             rates.append(stats.images_per_s)
     finally:
         torch.set_num_threads(previous)
