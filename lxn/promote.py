@@ -1,31 +1,55 @@
-"""Promotion through the MLflow registry: move `champion` to the `challenger` when it has earned it.
+"""Promotion through the MLflow registry: `champion` moves to the `challenger` when it has earned
+it on evidence measured now, in this job.
 
-Gates, in order (each failure is a reason in the decision, not an exception):
+1. Resolve both aliases to versions (once). The challenger and the champion must predict the
+   same classes (otherwise a scan report's brands would change meaning).
+2. Evaluate both on the same labelled set, in one run of `lxn.evaluation` (the scan's own fetch,
+   decode and predict path; one decode for both): by default the challenger's prepared dataset's
+   test split, or `--data`/`--labelled`. Measure their batch-1 CPU latency interleaved in this
+   process.
+3. Gates (`judge`), each a flag: minimum top-1 and macro-F1; no class with at least
+   `--class-min-support` images loses more than `--max-class-drop` accuracy; latency grows by at
+   most `--max-latency-growth`; and the challenger is *better*: it is right where the champion is
+   wrong more often than the reverse, with an exact McNemar p-value of at most `--max-p`. The
+   first model (no champion yet) needs the absolute gates only.
+4. The decision is an MLflow run (experiment `lxn-promotions`) holding the comparison table and
+   the reasons. Applying it takes the registry lock, checks that neither alias moved since step 1
+   (another promotion may have won meanwhile: then nothing changes and the job says so), and
+   moves `previous-champion` to the old champion and `champion` to the challenger.
 
-1. the challenger alias resolves to a version that carries the gate metric (training tags every
-   version it registers with its test metrics);
-2. the metric clears an absolute floor (`min_metric`);
-3. if there is a champion: both were tested on the same prepared dataset (otherwise their test
-   metrics are not comparable), they predict the same classes (a scan report's brands would
-   change meaning), and the challenger's metric is at least the champion's plus
-   `min_improvement` (negative values allow a bounded regression).
-
-Promotion itself is two alias moves: the old champion becomes `previous-champion` (one command
-rolls back: `--candidate previous-champion`), the challenger becomes `champion`. The version is
-tagged with when and from what it was promoted.
+`--rollback` swaps `champion` and `previous-champion` back without evaluating (an emergency
+exit, still recorded as a decision run); `--dry-run` decides and changes nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
-from typing import Any
+import json
+import logging
+import math
+import os
+import random
+import socket
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
 
 from lxn import registry
-from lxn.config import setting
+from lxn.config import setting, to_dict
+from lxn.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from lxn.tracking import ModelRef, TrackingError, check_tracking, registry_client
 
-__all__ = ["PromoteConfig", "Decision", "decide", "promote"]
+__all__ = ["PromoteConfig", "Decision", "PromotionConflict", "judge", "decide", "promote", "registry_lock",
+           "measure_latency", "EXIT_REFUSED", "EXIT_CONFLICT"]
+
+log = logging.getLogger(__name__)
+
+EXIT_REFUSED = 3    # a gate kept the champion
+EXIT_CONFLICT = 4   # another promotion moved the aliases while this one decided: nothing changed
+LOCK_SUFFIX = ".lxn-promotion-lock"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,12 +57,52 @@ class PromoteConfig:
     registered_model: str = setting("logoxpertnet", "MLflow registered model name")
     candidate: str = setting(registry.CHALLENGER, "alias of the version to promote")
     target: str = setting(registry.CHAMPION, "alias to move onto it")
-    metric: str = setting(registry.TEST_TOP1, "version tag compared between candidate and champion")
-    min_metric: float = setting(0.0, "the candidate's metric must be at least this")
-    min_improvement: float = setting(0.0, "the candidate must beat the champion by at least this (may be negative)")
+    data: str | None = setting(None, "prepared dataset to evaluate both on (default: the candidate's own, from its dataset tag)", uri="input")
+    split: str = setting("test", "split of --data")
+    labelled: str | None = setting(None, "evaluate on this labelled set instead (see jobs/evaluate.py --labelled)", uri="input")
+    labelled_format: str = setting("auto", "layout of --labelled (see jobs/evaluate.py)")
+    min_top1: float = setting(0.0, "the candidate's top-1 must be at least this")
+    min_f1: float = setting(0.0, "the candidate's macro F1 must be at least this")
+    max_class_drop: float = setting(0.10, "no class may lose more accuracy than this against the champion ...")
+    class_min_support: int = setting(20, "... among classes with at least this many images (fewer: too noisy to judge)")
+    max_latency_growth: float = setting(0.25, "the candidate's batch-1 CPU latency may exceed the champion's by at most this fraction (inf: no limit)")
+    max_p: float = setting(0.05, "the candidate must beat the champion with an exact McNemar p-value of at most this (1: more wins than losses suffices)")
+    latency_rounds: int = setting(30, "interleaved rounds of the latency measurement")
+    rollback: bool = setting(False, "swap champion and previous-champion back, without evaluating")
     force: bool = setting(False, "promote even if a gate fails (the reasons are still recorded)")
     dry_run: bool = setting(False, "decide and print, change nothing")
+    lock_timeout_s: float = setting(120.0, "how long to wait for another promotion of this model to finish")
+    experiment: str = setting("lxn-promotions", "MLflow experiment of the decision runs")
+    tiles: list[int] | None = setting(None, "evaluate as the scan does with --tiles")
+    no_logo_class: str = setting("no-logo", "the models' class meaning 'no logo'")
+    batch_size: int = setting(32, "images per model call during the evaluation")
+    actors: int = setting(1, "evaluation actors")
+    actor_cpus: float = setting(1.0, "CPUs per evaluation actor")
+    device: str = setting("auto", "evaluation device: auto, cpu or cuda")
+    model_threads: int = setting(0, "torch threads per evaluation actor on the CPU (0: the actor's CPUs)")
+    fetch_threads: int = setting(8, "concurrent fetches within a decode task")
+    max_bytes: int = setting(DEFAULT_MAX_BYTES, "objects larger than this are not fetched")
+    max_pixels: int = setting(DEFAULT_MAX_PIXELS, "decompression-bomb cap on decoded pixels")
+    ray_address: str | None = setting(None, "Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
+    progress_bars: bool = setting(True, "Ray Data's progress bars")
     tracking_uri: str | None = setting(None, "MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)", uri="tracking")
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 0 <= self.max_class_drop <= 1 or self.class_min_support < 1:
+            problems.append("--max-class-drop must be within 0..1 and --class-min-support at least 1")
+        if not 0 < self.max_p <= 1:
+            problems.append(f"--max-p must be within (0, 1], got {self.max_p}")
+        if self.max_latency_growth < 0 or self.latency_rounds < 1:
+            problems.append("--max-latency-growth must be at least 0 and --latency-rounds at least 1")
+        if self.rollback and (self.candidate != registry.CHALLENGER or self.data or self.labelled):
+            problems.append("--rollback swaps champion and previous-champion: it takes no --candidate, --data or --labelled")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+class PromotionConflict(RuntimeError):
+    """Another promotion changed the aliases while this one decided; nothing was changed."""
 
 
 @dataclasses.dataclass
@@ -46,21 +110,81 @@ class Decision:
     promote: bool
     candidate: ModelRef
     champion: ModelRef | None
-    candidate_metric: float | None
-    champion_metric: float | None
     reasons: list[str]
+    table: list[dict[str, Any]] = dataclasses.field(default_factory=list)  # one row per model
+    comparison: dict[str, Any] | None = None
+    evaluation_run: str | None = None
+    decision_run: str | None = None
+    rollback: bool = False
     applied: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "promote": self.promote,
-            "applied": self.applied,
-            "candidate": self.candidate.uri,
-            "champion": self.champion.uri if self.champion else None,
-            "candidate_metric": self.candidate_metric,
-            "champion_metric": self.champion_metric,
-            "reasons": self.reasons,
-        }
+        return {"promote": self.promote, "applied": self.applied, "rollback": self.rollback,
+                "candidate": self.candidate.uri, "champion": self.champion.uri if self.champion else None,
+                "reasons": self.reasons, "table": self.table,
+                "mcnemar": self.comparison["mcnemar"] if self.comparison else None,
+                "evaluation_run": self.evaluation_run, "decision_run": self.decision_run}
+
+
+# ------------------------------------------------------------------------------------------ gates
+
+
+def judge(config: PromoteConfig, candidate: dict[str, Any], champion: dict[str, Any] | None,
+          comparison: dict[str, Any] | None, latency_ms: dict[str, float] | None) -> list[str]:
+    """The reasons the candidate may not replace the champion (empty: it may). `candidate` and
+    `champion` are `lxn.evaluation.report.figures`, `comparison` the candidate against the
+    champion (`report.compare`), `latency_ms` {"candidate": ms, "champion": ms}."""
+    reasons = []
+    if candidate["top1"] < config.min_top1:
+        reasons.append(f"top-1 {candidate['top1']:.4f} is below the floor {config.min_top1:.4f}")
+    if candidate["f1_macro"] < config.min_f1:
+        reasons.append(f"macro F1 {candidate['f1_macro']:.4f} is below the floor {config.min_f1:.4f}")
+    if champion is None or comparison is None:
+        return reasons
+    dropped = [c for c in comparison["per_class_changes"]
+               if c["support"] >= config.class_min_support and -c["change"] > config.max_class_drop]
+    if dropped:
+        shown = ", ".join(f"{c['class']} {100 * c['reference']:.1f}% -> {100 * c['accuracy']:.1f}% (n={c['support']})"
+                          for c in dropped[:5])
+        reasons.append(f"{len(dropped)} class(es) lose more than {100 * config.max_class_drop:.1f} points of accuracy: "
+                       f"{shown}{' ...' if len(dropped) > 5 else ''}")
+    if latency_ms is not None and math.isfinite(config.max_latency_growth):
+        growth = latency_ms["candidate"] / latency_ms["champion"] - 1
+        if growth > config.max_latency_growth:
+            reasons.append(f"batch-1 CPU latency grows {100 * growth:.0f}% ({latency_ms['champion']:.2f} -> "
+                           f"{latency_ms['candidate']:.2f} ms), above {100 * config.max_latency_growth:.0f}%")
+    m = comparison["mcnemar"]
+    if m["wins"] <= m["losses"] or m["p_value"] > config.max_p:
+        reasons.append(f"not better than the champion: right where it is wrong on {m['wins']} images, wrong where it "
+                       f"is right on {m['losses']} (exact McNemar p = {m['p_value']:.3g}, needs more wins and "
+                       f"p <= {config.max_p:g})")
+    return reasons
+
+
+def measure_latency(models: dict[str, Any], rounds: int) -> dict[str, float]:
+    """Median batch-1 latency (ms) of each loaded model on one CPU thread, interleaved so that
+    drift on a shared machine hits both alike."""
+    import numpy as np
+    import torch
+
+    from lxn.benchmarks.timing import interleaved_medians
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        calls = {}
+        for name, loaded in models.items():
+            size = loaded.preset.image_size
+            image = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (1, size, size, 3), dtype=np.uint8))
+            calls[name] = (lambda module, x: lambda: module(x))(loaded.module, image)
+        with torch.inference_mode():
+            medians = interleaved_medians(calls, rounds=rounds, warmup=3)
+    finally:
+        torch.set_num_threads(threads)
+    return {name: 1000 * seconds for name, seconds in medians.items()}
+
+
+# ----------------------------------------------------------------------------------------- decide
 
 
 def _version(client, name: str, alias: str):
@@ -70,15 +194,34 @@ def _version(client, name: str, alias: str):
         return None
 
 
-def _metric(version, key: str) -> float | None:
-    try:
-        return float(version.tags[key])
-    except (KeyError, ValueError):
-        return None
+def _labelled_set(config: PromoteConfig, candidate):
+    from lxn.evaluation.labelled import open_labelled
+
+    data = config.data
+    if data is None and config.labelled is None:
+        data = candidate.tags.get(registry.DATASET)
+        if not data:
+            raise ValueError(f"version {candidate.version} has no '{registry.DATASET}' tag naming its prepared dataset: "
+                             "give --data PREPARED or --labelled URI to evaluate on")
+    return open_labelled(data=data, split=config.split, labelled=None if data else config.labelled,
+                         layout=config.labelled_format)
+
+
+def _row(role: str, ref: ModelRef, figures: dict[str, Any], latency_ms: float | None) -> dict[str, Any]:
+    at = figures["at_threshold"]
+    return {"role": role, "model": ref.uri, "top1": figures["top1"], "f1_macro": figures["f1_macro"],
+            "precision_macro": figures["precision_macro"], "recall_macro": figures["recall_macro"],
+            "auc_macro_ovr": figures["auc_macro_ovr"], "ece": figures["ece"], "threshold": at["threshold"],
+            "hit_precision": at["precision"], "hit_recall": at["recall"], "latency_ms": latency_ms}
 
 
 def decide(config: PromoteConfig) -> Decision:
-    client = registry_client(check_tracking(config.tracking_uri))
+    """Evaluate both versions now and apply the gates (changes nothing but the evaluation's tags)."""
+    from lxn.evaluation.job import run_evaluation, scoring_options
+    from lxn.tracking import load_model
+
+    tracking_uri = check_tracking(config.tracking_uri)
+    client = registry_client(tracking_uri)
     name = config.registered_model
     candidate = _version(client, name, config.candidate)
     if candidate is None:
@@ -86,46 +229,166 @@ def decide(config: PromoteConfig) -> Decision:
     champion = _version(client, name, config.target)
     cand_ref = ModelRef(name, str(candidate.version))
     champ_ref = ModelRef(name, str(champion.version)) if champion else None
-    cand_metric = _metric(candidate, config.metric)
-    champ_metric = _metric(champion, config.metric) if champion else None
-    reasons: list[str] = []
-
     if champ_ref and champ_ref.version == cand_ref.version:
-        reasons.append(f"version {cand_ref.version} is already {config.target}")
-    if cand_metric is None:
-        reasons.append(f"version {cand_ref.version} has no '{config.metric}' tag to judge it by")
-    elif cand_metric < config.min_metric:
-        reasons.append(f"{config.metric} {cand_metric:.4f} is below the floor {config.min_metric:.4f}")
-    if champion is not None and cand_metric is not None:
-        if candidate.tags.get(registry.DATASET) != champion.tags.get(registry.DATASET):
-            reasons.append(
-                f"tested on different datasets ({candidate.tags.get(registry.DATASET)} vs {champion.tags.get(registry.DATASET)}): "
-                "metrics are not comparable"
-            )
-        if candidate.tags.get(registry.CLASSES_SHA) != champion.tags.get(registry.CLASSES_SHA):
-            reasons.append("the class lists differ: a promotion would change what reported brands mean")
-        if champ_metric is not None and cand_metric < champ_metric + config.min_improvement:
-            reasons.append(
-                f"{config.metric} {cand_metric:.4f} does not beat the champion's {champ_metric:.4f} "
-                f"by {config.min_improvement:+.4f}"
-            )
-    return Decision(not reasons, cand_ref, champ_ref, cand_metric, champ_metric, reasons)
+        return Decision(False, cand_ref, champ_ref, [f"version {cand_ref.version} is already {config.target}"])
+    if champion is not None and candidate.tags.get(registry.CLASSES_SHA) != champion.tags.get(registry.CLASSES_SHA):
+        return Decision(False, cand_ref, champ_ref,
+                        ["the class lists differ: a promotion would change what reported brands mean"])
+
+    labelled = _labelled_set(config, candidate)
+    models = [champ_ref.uri, cand_ref.uri] if champ_ref else [cand_ref.uri]
+    evaluation = run_evaluation(labelled, models, tracking_uri=tracking_uri, options=scoring_options(config),
+                                params={"purpose": f"promotion of {cand_ref.uri} to {config.target}"})
+    figures = evaluation.report["models"]
+    cand_figures, champ_figures = figures[-1], (figures[0] if champ_ref else None)
+    comparison = evaluation.report["comparisons"][0] if champ_ref else None
+    latency = None
+    if champ_ref:
+        loaded = {role: load_model(ref.uri, tracking_uri, "cpu") for role, ref in (("champion", champ_ref),
+                                                                                   ("candidate", cand_ref))}
+        latency = measure_latency(loaded, config.latency_rounds)
+    reasons = judge(config, cand_figures, champ_figures, comparison, latency)
+    table = ([_row("champion", champ_ref, champ_figures, latency["champion"])] if champ_ref else []) + \
+        [_row("candidate", cand_ref, cand_figures, latency["candidate"] if latency else None)]
+    return Decision(not reasons, cand_ref, champ_ref, reasons, table, comparison, evaluation.run_id)
+
+
+# ------------------------------------------------------------------------------------------ apply
+
+
+@contextlib.contextmanager
+def registry_lock(client, name: str, timeout_s: float = 120.0, stale_s: float = 600.0) -> Iterator[None]:
+    """Exclusive use of registered model `name`'s aliases across processes and hosts.
+
+    MLflow has no compare-and-set for aliases, but creating a registered model is atomic (the
+    name is unique in every store): the lock is a registered model named `<name>.lxn-promotion-
+    lock`, created to take it and deleted to give it back. A lock older than `stale_s` (its
+    holder died) is broken."""
+    from mlflow.exceptions import MlflowException
+
+    lock = f"{name}{LOCK_SUFFIX}"
+    owner = f"{socket.gethostname()}:{os.getpid()}"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            client.create_registered_model(lock, tags={"lxn.lock_owner": owner, "lxn.lock_at": repr(time.time())},
+                                           description="held while lxn promotes a version of " + name)
+            break
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        try:
+            held = client.get_registered_model(lock)
+            age = time.time() - float(held.tags.get("lxn.lock_at", "0"))
+            holder = held.tags.get("lxn.lock_owner", "?")
+        except MlflowException:
+            continue  # released between our two calls
+        if age > stale_s:
+            log.warning("breaking the promotion lock of %s held by %s for %.0f s (its holder died?)", name, holder, age)
+            with contextlib.suppress(MlflowException):
+                client.delete_registered_model(lock)
+            continue
+        if time.monotonic() > deadline:
+            raise PromotionConflict(f"another promotion of {name} ({holder}) has held the registry lock for {age:.0f} s; "
+                                    f"nothing was changed: try again later, or delete the registered model {lock} "
+                                    "if its holder is gone")
+        time.sleep(0.2 + 0.3 * random.random())
+    try:
+        yield
+    finally:
+        client.delete_registered_model(lock)
+
+
+def _apply(config: PromoteConfig, decision: Decision) -> None:
+    client = registry_client(check_tracking(config.tracking_uri))
+    name = config.registered_model
+    with registry_lock(client, name, timeout_s=config.lock_timeout_s):
+        champion = _version(client, name, config.target)
+        candidate = _version(client, name, registry.PREVIOUS_CHAMPION if decision.rollback else config.candidate)
+        now_champion = str(champion.version) if champion else None
+        now_candidate = str(candidate.version) if candidate else None
+        was_champion = decision.champion.version if decision.champion else None
+        if (now_champion, now_candidate) != (was_champion, decision.candidate.version):
+            raise PromotionConflict(
+                f"the registry changed while this promotion decided (another promotion?): {config.target} is now "
+                f"{'v' + now_champion if now_champion else 'unset'} (was {'v' + was_champion if was_champion else 'unset'}), "
+                f"the candidate alias points at {'v' + now_candidate if now_candidate else 'nothing'} "
+                f"(was v{decision.candidate.version}); nothing was changed: run the promotion again to decide on the new state")
+        if decision.champion is not None:
+            client.set_registered_model_alias(name, registry.PREVIOUS_CHAMPION, decision.champion.version)
+        client.set_registered_model_alias(name, config.target, decision.candidate.version)
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        client.set_model_version_tag(name, decision.candidate.version, registry.PROMOTED_AT, now)
+        if decision.decision_run:
+            client.set_model_version_tag(name, decision.candidate.version, registry.PROMOTION_RUN, decision.decision_run)
+        if config.force and decision.reasons:
+            client.set_model_version_tag(name, decision.candidate.version, "lxn.forced_over",
+                                         "; ".join(decision.reasons)[:5000])
+    decision.applied = True
+
+
+def markdown(decision: Decision) -> str:
+    verdict = ("rollback" if decision.rollback else "promote") if decision.promote else "keep the champion"
+    lines = [f"# Promotion of {decision.candidate.uri}: {verdict}", ""]
+    if decision.table:
+        lines += ["| role | model | top-1 | macro F1 | macro AUC | ECE | threshold | hit precision | hit recall | batch-1 CPU ms |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in decision.table:
+            cells = [r["role"], r["model"]] + [("-" if r[k] is None else f"{r[k]:.4f}") for k in
+                                               ("top1", "f1_macro", "auc_macro_ovr", "ece", "threshold", "hit_precision",
+                                                "hit_recall")] + ["-" if r["latency_ms"] is None else f"{r['latency_ms']:.2f}"]
+            lines.append("| " + " | ".join(cells) + " |")
+    if decision.comparison:
+        m = decision.comparison["mcnemar"]
+        lines += ["", f"Exact McNemar: the candidate is right where the champion is wrong on {m['wins']} images and "
+                      f"wrong where it is right on {m['losses']}; p = {m['p_value']:.3g}."]
+        worst = decision.comparison["per_class_changes"][:5]
+        if worst:
+            lines += ["", "Largest per-class changes: " + ", ".join(
+                f"{c['class']} {100 * c['change']:+.1f} points (n={c['support']})" for c in worst)]
+    lines += ["", "Reasons against:" if decision.reasons else "Every gate passed.", *[f"- {r}" for r in decision.reasons], ""]
+    return "\n".join(lines)
+
+
+def _record(config: PromoteConfig, decision: Decision, tracking_uri: str) -> None:
+    """The decision as an MLflow run: settings, the comparison table, the reasons."""
+    from lxn.tracking import RunTracker
+
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    tracker = RunTracker.start(config.experiment, f"promote-{decision.candidate.name}-v{decision.candidate.version}-{stamp}-"
+                               f"{os.getpid()}", tracking_uri)
+    tracker.set_tags({"lxn.kind": "promotion", "candidate": decision.candidate.uri,
+                      "champion": decision.champion.uri if decision.champion else "none",
+                      "decision": "promote" if decision.promote else "refuse", "dry_run": config.dry_run,
+                      "rollback": decision.rollback, "evaluation_run": decision.evaluation_run or "none"})
+    tracker.log_params(to_dict(config))
+    with tempfile.TemporaryDirectory(prefix="lxn-promote-") as tmp:
+        (Path(tmp) / "decision.md").write_text(markdown(decision))
+        (Path(tmp) / "decision.json").write_text(json.dumps(decision.to_dict(), indent=2))
+        for file in ("decision.md", "decision.json"):
+            tracker.log_artifact(Path(tmp) / file)
+    tracker.finish()
+    decision.decision_run = tracker.run_id
+
+
+def _rollback_decision(config: PromoteConfig) -> Decision:
+    client = registry_client(check_tracking(config.tracking_uri))
+    name = config.registered_model
+    previous = _version(client, name, registry.PREVIOUS_CHAMPION)
+    if previous is None:
+        raise TrackingError(f"models:/{name}@{registry.PREVIOUS_CHAMPION} does not exist: nothing to roll back to")
+    champion = _version(client, name, config.target)
+    return Decision(True, ModelRef(name, str(previous.version)),
+                    ModelRef(name, str(champion.version)) if champion else None, [], rollback=True)
 
 
 def promote(config: PromoteConfig) -> Decision:
-    """Decide, and unless it is a dry run, move the aliases when the gates pass (or `force`)."""
-    decision = decide(config)
+    """Decide, record the decision, and unless it is a dry run apply it when the gates pass (or `force`)."""
+    tracking_uri = check_tracking(config.tracking_uri)
+    decision = _rollback_decision(config) if config.rollback else decide(config)
     go = decision.promote or (config.force and decision.champion != decision.candidate)
+    _record(config, decision, tracking_uri)
     if config.dry_run or not go:
         return decision
-    client = registry_client(check_tracking(config.tracking_uri))
-    name = config.registered_model
-    if decision.champion is not None:
-        client.set_registered_model_alias(name, registry.PREVIOUS_CHAMPION, decision.champion.version)
-    client.set_registered_model_alias(name, config.target, decision.candidate.version)
-    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    client.set_model_version_tag(name, decision.candidate.version, f"promoted_to_{config.target}_at", now)
-    if config.force and decision.reasons:
-        client.set_model_version_tag(name, decision.candidate.version, "forced_over", "; ".join(decision.reasons)[:5000])
-    decision.applied = True
+    _apply(config, decision)
     return decision

@@ -14,7 +14,8 @@ from typing import Any, Mapping
 
 __all__ = ["CHALLENGER", "CHAMPION", "PREVIOUS_CHAMPION", "TEST_TOP1", "TEST_F1_MACRO", "DATASET", "RUN_NAME",
            "CLASSES_SHA", "PT2_SHA256", "THRESHOLD", "THRESHOLD_TARGET", "THRESHOLD_SOURCE", "DEFAULT_THRESHOLD",
-           "threshold_tags", "scan_threshold"]
+           "EVAL_TOP1", "EVAL_F1_MACRO", "EVAL_SET", "EVAL_RUN", "threshold_tags", "scan_threshold",
+           "evaluation_tags", "PROMOTED_AT", "PROMOTION_RUN"]
 
 # aliases
 CHALLENGER = "challenger"              # the newest registered version, waiting for promotion
@@ -31,6 +32,16 @@ PT2_SHA256 = "lxn.pt2_sha256"          # the exported archive's digest, checked 
 THRESHOLD = "lxn.threshold"            # the scan's default no-logo threshold for this version
 THRESHOLD_TARGET = "lxn.threshold_target_precision"  # the precision of brand hits it was chosen for
 THRESHOLD_SOURCE = "lxn.threshold_source"  # the data that chose it, e.g. "val split of s3://.../prepared"
+
+# version tags written by an evaluation (jobs/evaluate.py, promotion): its headline figures
+EVAL_TOP1 = "lxn.eval.top1"
+EVAL_F1_MACRO = "lxn.eval.f1_macro"
+EVAL_SET = "lxn.eval.set"              # which labelled set they were measured on
+EVAL_RUN = "lxn.eval.run_id"           # the MLflow run (experiment lxn-evaluations) holding the report
+
+# version tags written by promotion
+PROMOTED_AT = "lxn.promoted_at"        # when the version last became champion
+PROMOTION_RUN = "lxn.promotion_run_id"  # the decision's MLflow run (experiment lxn-promotions)
 
 DEFAULT_THRESHOLD = 0.5                # a version without a chosen threshold
 
@@ -61,3 +72,11 @@ def scan_threshold(flag: float | None, tags: Mapping[str, str]) -> tuple[float, 
         target = tags.get(THRESHOLD_TARGET, "?")
         return value, f"the version's {THRESHOLD} tag (precision {target} on {tags.get(THRESHOLD_SOURCE, '?')})"
     return DEFAULT_THRESHOLD, f"the default (the version has no {THRESHOLD} tag)"
+
+
+def evaluation_tags(figures: Mapping[str, Any], labelled: str, run_id: str) -> dict[str, str]:
+    """A version's tags for one evaluation's figures (`lxn.evaluation.report.figures`)."""
+    at = figures["at_threshold"]
+    return {EVAL_TOP1: repr(figures["top1"]), EVAL_F1_MACRO: repr(figures["f1_macro"]), EVAL_SET: labelled[:5000],
+            EVAL_RUN: run_id, "lxn.eval.hit_precision": repr(at["precision"]), "lxn.eval.hit_recall": repr(at["recall"]),
+            "lxn.eval.threshold": repr(at["threshold"])}

@@ -121,6 +121,20 @@ MUTANTS = [
     Mutant("normalise-swapped", "presets: (x - mean) / std", "lxn/presets.py",
            "        return (x - self.mean) / self.std", "        return (x - self.std) / self.mean",
            (UNIT + "test_presets.py",)),
+    Mutant("promotion-tie-is-better", "promotion: better means more wins than losses", "lxn/promote.py",
+           'if m["wins"] <= m["losses"] or', 'if m["wins"] < m["losses"] or', (UNIT + "test_promote_gates.py",)),
+    Mutant("promotion-drop-ignores-support", "promotion: a class drop counts with enough images", "lxn/promote.py",
+           'if c["support"] >= config.class_min_support and', 'if c["support"] >= 0 and', (UNIT + "test_promote_gates.py",)),
+    Mutant("promotion-no-recheck", "promotion: apply only if no alias moved meanwhile", "lxn/promote.py",
+           "if (now_champion, now_candidate) != (was_champion, decision.candidate.version):", "if False:",
+           ("tests/integration/test_promote.py::test_two_promotions_at_once_leave_one_winner",)),
+    Mutant("evaluation-no-logo-is-first-class", "evaluation: a no-logo image's label is the no-logo class",
+           "lxn/evaluation/labelled.py", "return [index[no_logo_class] if b is None else index[b] for b in brands]",
+           "return [0 if b is None else index[b] for b in brands]",
+           ("tests/integration/test_evaluate.py::test_figures_are_what_the_labels_and_the_models_say",)),
+    Mutant("evaluation-first-tile", "evaluation: the scan's chosen tile decides", "lxn/scan/predictor.py",
+           "return probs[np.arange(count), chosen], chosen", "return probs[:, 0], chosen",
+           (UNIT + "test_scan_predictor.py", "tests/integration/test_scan_pipeline.py::test_tiles_find_a_small_logo_the_whole_image_misses")),
 ]
 
 

@@ -45,8 +45,9 @@ def _fetch_one(uri: str, size: int, max_bytes: int) -> tuple[bytes | None, str |
 
 def fetch_and_decode(batch: dict[str, np.ndarray], *, preset: dict[str, Any], grids: tuple[int, ...] = (),
                      max_bytes: int, max_pixels: int, threads: int = 8) -> dict[str, np.ndarray]:
-    """A listing batch (row_id, uri, etag, size, last_modified, key_hash) -> the same columns
-    plus status, error_kind, error, width, height, pixels (N, T, S, S, 3) and, when tiling,
+    """A listing batch (row_id, uri, etag, size, last_modified, key_hash, and any other columns,
+    which pass through; `data`, when present, holds the bytes and replaces the fetch) -> the same
+    columns plus status, error_kind, error, width, height, pixels (N, T, S, S, 3) and, when tiling,
     boxes (N, T, 4) in original pixels. Error rows carry zero pixels."""
     recipe = Preset.from_dict(preset)
     s = recipe.image_size
@@ -60,8 +61,13 @@ def fetch_and_decode(batch: dict[str, np.ndarray], *, preset: dict[str, Any], gr
     width = np.zeros(n, dtype=np.int32)
     height = np.zeros(n, dtype=np.int32)
 
+    carried = batch.get("data")  # bytes already read (a prepared dataset's stored copies): no fetch
+
     def one(i: int) -> None:
-        data, error_kind, error = _fetch_one(str(batch["uri"][i]), int(batch["size"][i]), max_bytes)
+        if carried is not None:
+            data, error_kind, error = carried[i], None, None
+        else:
+            data, error_kind, error = _fetch_one(str(batch["uri"][i]), int(batch["size"][i]), max_bytes)
         image = None
         if error_kind is None:
             image, error_kind, error = decode(data, s, grids=grids, max_pixels=max_pixels, max_bytes=max_bytes)

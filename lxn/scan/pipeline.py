@@ -46,7 +46,7 @@ from lxn.scan.report import (
 )
 from lxn.scan.state import load_covered
 
-__all__ = ["ScanResult", "run", "format_summary", "plan_actors"]
+__all__ = ["ScanResult", "run", "format_summary", "plan_actors", "configure_data_context", "decode_memory"]
 
 log = logging.getLogger(__name__)
 
@@ -185,9 +185,7 @@ def _scan(config: ScanConfig, layout: Layout, scan_id: str, inputs: list[str], p
     import ray.data
 
     init_ray(address=config.ray_address)
-    context = ray.data.DataContext.get_current()
-    context.retried_io_errors = list(dict.fromkeys([*context.retried_io_errors, *_RETRIED_IO_ERRORS]))
-    context.enable_progress_bars = config.progress_bars
+    configure_data_context(config.progress_bars)
 
     placement = plan_actors(config, cluster_shape())
     use_gpu, actor_cpus = placement["use_gpu"], config.actor_cpus
@@ -209,7 +207,7 @@ def _scan(config: ScanConfig, layout: Layout, scan_id: str, inputs: list[str], p
             # flight per fetch thread. Declaring it also keeps Ray Data from fusing this stage into
             # the predictor actors (it fuses stages with equal resource requests), where decoding
             # would run serially with the model and only on as many processes as there are actors.
-            memory=_decode_memory(config, preset.image_size),
+            memory=decode_memory(config.batch_size, config.grids, config.fetch_threads, preset.image_size),
         )
         .map_batches(
             Predictor,
@@ -284,12 +282,22 @@ def plan_actors(config: ScanConfig, shape) -> dict[str, Any]:
     return {"use_gpu": use_gpu}
 
 
-def _decode_memory(config: ScanConfig, image_size: int) -> int:
+def configure_data_context(progress_bars: bool) -> None:
+    """Ray Data's settings for a job that reads objects (the scan, evaluation)."""
+    import ray.data
+
+    context = ray.data.DataContext.get_current()
+    context.retried_io_errors = list(dict.fromkeys([*context.retried_io_errors, *_RETRIED_IO_ERRORS]))
+    context.enable_progress_bars = progress_bars
+
+
+def decode_memory(batch_size: int, grids: tuple[int, ...], fetch_threads: int, image_size: int) -> int:
+    """The memory one fetch-and-decode task declares (see `_scan`)."""
     from lxn.scan.tiling import tile_count
 
-    output = config.batch_size * tile_count(config.grids) * image_size * image_size * 3
+    output = batch_size * tile_count(grids) * image_size * image_size * 3
     # a worker process with torch and Pillow loaded is ~400 MiB before it decodes anything
-    return 512 * 2**20 + 2 * output + config.fetch_threads * 32 * 2**20
+    return 512 * 2**20 + 2 * output + fetch_threads * 32 * 2**20
 
 
 def _metric_key(text: str) -> str:

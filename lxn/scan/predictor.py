@@ -120,12 +120,18 @@ class Predictor:
         top_p = np.zeros((n, k), dtype=np.float32)
         best = np.zeros(n, dtype=np.int64)
         if count:
-            probs = self.probabilities(pixels[ok].reshape(count * tiles, *pixels.shape[2:]))
-            probs = probs.reshape(count, tiles, -1)
-            chosen = tiling.best_tile(probs, self.no_logo) if tiles > 1 else np.zeros(count, dtype=np.int64)
-            b, c, ti, tp = decide(probs[np.arange(count), chosen], no_logo=self.no_logo, threshold=self.threshold, k=k)
+            probs, chosen = self.image_probabilities(pixels[ok])
+            b, c, ti, tp = decide(probs, no_logo=self.no_logo, threshold=self.threshold, k=k)
             brand[ok], confidence[ok], top_i[ok], top_p[ok], best[ok] = b, c, ti, tp, chosen
         return self._table(batch, ok, brand, confidence, top_i, top_p, best, k)
+
+    def image_probabilities(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 (N, T, S, S, 3) -> the probabilities (N, K) the decision rests on, those of each
+        image's chosen tile, and that tile's index (N,). Evaluation scores through this too."""
+        count, tiles = pixels.shape[:2]
+        probs = self.probabilities(pixels.reshape(count * tiles, *pixels.shape[2:])).reshape(count, tiles, -1)
+        chosen = tiling.best_tile(probs, self.no_logo) if tiles > 1 else np.zeros(count, dtype=np.int64)
+        return probs[np.arange(count), chosen], chosen
 
     def _table(self, batch: dict[str, np.ndarray], ok: np.ndarray, brand, confidence, top_i, top_p, best, k) -> pa.Table:
         n = len(ok)

@@ -1,87 +1,174 @@
-"""Promotion gates on a real MLflow registry (sqlite)."""
+"""Promotion on evidence, on a real MLflow registry (sqlite) and a local Ray cluster: both
+versions are evaluated on the same labelled images, and each gate can trip.
+
+The versions are spotters with known answers (tests/known_models.py) on the labelled set of
+tests/labelled_sets.py (8 acme, 8 globex, 8 no-logo images): RedSpotter gets 6 acme and every
+no-logo image right; BlueSpotter every globex and no-logo image; TwoSpotter all but 2 acme.
+"""
+
+from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from lxn.models import create_model
-from lxn.presets import Preset
+from lxn import registry, storage
 from lxn.promote import PromoteConfig, promote
 from lxn.tracking import RunTracker, TrackingError, log_model, registry_client
+from tests.known_models import REDSPOT_CLASSES, REDSPOT_PRESET, BlueSpotter, RedSpotter, SlowTwoSpotter, TwoSpotter, \
+    register_spotter
+from tests.labelled_sets import labelled_objects
 
-CLASSES = ["acme", "globex", "no-logo"]
+REPO = Path(__file__).resolve().parents[2]
+RED, BLUE, TWO, SLOW, OTHER_CLASSES, TWO_AGAIN = "1", "2", "3", "4", "5", "6"
 
 
 @pytest.fixture(scope="module")
-def registry(tmp_path_factory):
-    """Three registered versions of one tiny model, with different recorded test metrics."""
+def labelled(tmp_path_factory):
+    root = tmp_path_factory.mktemp("labelled")
+    for key, data in labelled_objects().items():
+        storage.write_bytes(str(root / key), data)
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, labelled):
     uri = f"sqlite:///{tmp_path_factory.mktemp('registry')}/mlflow.db"
-    model = create_model("logoxpertnet_backbone", num_classes=3, width_mult=0.5).eval()
     tracker = RunTracker.start("lxn-test", "promote", uri)
-    for top1, dataset, classes in [(0.80, "s3://d/v1", CLASSES), (0.85, "s3://d/v1", CLASSES), (0.95, "s3://d/v2", CLASSES[::-1])]:
-        log_model(tracker, model, preset=Preset(image_size=96), class_names=classes,
-                  model_config={"name": "logoxpertnet_backbone", "num_classes": 3, "width_mult": 0.5},
-                  registered_model="gated", alias=None, tags={"test_top1": top1, "dataset": dataset})
+    for module in (RedSpotter(), BlueSpotter(), TwoSpotter(), SlowTwoSpotter()):
+        register_spotter(tracker, module, "gated")
+    log_model(tracker, RedSpotter().eval(), preset=REDSPOT_PRESET, class_names=REDSPOT_CLASSES[::-1],
+              model_config={"name": "reversed"}, registered_model="gated", alias=None)
+    register_spotter(tracker, TwoSpotter(), "gated")
+    tracker.finish()
     return uri
 
 
 def _aliases(uri):
-    return {alias: str(version) for alias, version in registry_client(uri).get_registered_model("gated").aliases.items()}
+    return {alias: str(v) for alias, v in registry_client(uri).get_registered_model("gated").aliases.items()}
 
 
-def _config(uri, **kw):
-    return PromoteConfig(registered_model="gated", tracking_uri=uri, **kw)
+def _set(uri, **aliases):
+    client = registry_client(uri)
+    for alias in ("champion", "previous-champion", "challenger", "cand-a", "cand-b"):
+        if alias in _aliases(uri):
+            client.delete_registered_model_alias("gated", alias)
+    for alias, version in aliases.items():
+        client.set_registered_model_alias("gated", alias.replace("_", "-"), version)
 
 
-def test_gates_and_promotion(registry):
-    client = registry_client(registry)
-    client.set_registered_model_alias("gated", "challenger", "1")
-    first = promote(_config(registry, min_metric=0.5))
-    assert first.promote and first.applied and first.champion is None
-    assert _aliases(registry)["champion"] == "1"
-
-    client.set_registered_model_alias("gated", "challenger", "2")
-    too_little = promote(_config(registry, min_improvement=0.1))
-    assert not too_little.promote and not too_little.applied
-    assert any("does not beat the champion" in r for r in too_little.reasons)
-    assert _aliases(registry)["champion"] == "1"
-
-    dry = promote(_config(registry, dry_run=True))
-    assert dry.promote and not dry.applied and _aliases(registry)["champion"] == "1"
-
-    better = promote(_config(registry))
-    assert better.applied and _aliases(registry) == {**_aliases(registry), "champion": "2", "previous-champion": "1"}
-
-    client.set_registered_model_alias("gated", "challenger", "3")
-    other = promote(_config(registry))
-    assert not other.applied
-    assert any("different datasets" in r for r in other.reasons)
-    assert any("class lists differ" in r for r in other.reasons)
-
-    rollback = promote(_config(registry, candidate="previous-champion", force=True))
-    assert rollback.applied and _aliases(registry)["champion"] == "1"
+def _config(uri, labelled, **kw):
+    # TwoSpotter does RedSpotter's work and more: ~40% slower, measured; the latency gate's own
+    # case is SlowTwoSpotter, hundreds of times slower.
+    kw.setdefault("max_latency_growth", 1.0)
+    return PromoteConfig(registered_model="gated", tracking_uri=uri, labelled=labelled, class_min_support=5,
+                         batch_size=8, fetch_threads=4, progress_bars=False, latency_rounds=10, **kw)
 
 
-def test_floor_gate(registry):
-    registry_client(registry).set_registered_model_alias("gated", "challenger", "1")
-    decision = promote(_config(registry, target="canary", min_metric=0.9))
-    assert not decision.promote and "below the floor" in decision.reasons[0]
+def test_the_first_model_needs_the_absolute_gates_only(store, labelled, ray_cluster):
+    _set(store, challenger=RED)
+    low = promote(_config(store, labelled, min_top1=0.99))
+    assert not low.applied and any("below the floor" in r for r in low.reasons) and "champion" not in _aliases(store)
+    first = promote(_config(store, labelled, min_top1=0.5, min_f1=0.4))
+    assert first.applied and first.champion is None and _aliases(store)["champion"] == RED
+    assert first.table[0]["top1"] == pytest.approx(14 / 24)  # 6 acme + 8 no-logo of 24 (the corrupt one left out)
+    client = registry_client(store)
+    run = client.get_run(first.decision_run)
+    assert run.data.tags["decision"] == "promote" and run.info.experiment_id == client.get_experiment_by_name("lxn-promotions").experiment_id
+    assert {a.path for a in client.list_artifacts(first.decision_run)} == {"decision.md", "decision.json"}
+    tags = client.get_model_version("gated", RED).tags
+    assert tags[registry.PROMOTION_RUN] == first.decision_run and float(tags[registry.EVAL_TOP1]) == pytest.approx(14 / 24)
 
 
-def test_missing_candidate_is_an_error(registry):
+def test_each_gate_can_trip(store, labelled, ray_cluster):
+    _set(store, champion=RED, challenger=BLUE)
+    blue = promote(_config(store, labelled))
+    assert not blue.applied
+    assert any("acme 75.0% -> 0.0% (n=8)" in r for r in blue.reasons), blue.reasons  # a per-class regression
+    assert any("not better" in r and "on 8 images" in r for r in blue.reasons)       # 8 wins, 6 losses: p = 0.79
+    assert blue.comparison["mcnemar"] == {"wins": 8, "losses": 6, "p_value": pytest.approx(0.790527, abs=1e-6)}
+
+    _set(store, champion=RED, challenger=SLOW)
+    slow = promote(_config(store, labelled))
+    assert len(slow.reasons) == 1 and "latency grows" in slow.reasons[0], slow.reasons
+
+    _set(store, champion=RED, challenger=TWO)
+    strict = promote(_config(store, labelled, max_p=0.005))
+    # 8 wins, 0 losses: p = 2 * (1/2)^8 = 0.0078125 by hand, above 0.005
+    assert strict.comparison["mcnemar"] == {"wins": 8, "losses": 0, "p_value": pytest.approx(2 / 2**8)}
+    assert len(strict.reasons) == 1 and "p = 0.00781" in strict.reasons[0]
+
+    _set(store, champion=RED, challenger=OTHER_CLASSES)
+    other = promote(_config(store, labelled))
+    assert not other.applied and other.reasons == ["the class lists differ: a promotion would change what reported brands mean"]
+    assert _aliases(store)["champion"] == RED
+
+
+def test_promote_dry_run_and_rollback(store, labelled, ray_cluster):
+    _set(store, champion=RED, challenger=TWO)
+    dry = promote(_config(store, labelled, dry_run=True))
+    assert dry.promote and not dry.applied and _aliases(store)["champion"] == RED
+    assert registry_client(store).get_run(dry.decision_run).data.tags["dry_run"] == "True"
+    better = promote(_config(store, labelled))
+    assert better.applied and [r["role"] for r in better.table] == ["champion", "candidate"]
+    assert _aliases(store)["champion"] == TWO and _aliases(store)["previous-champion"] == RED
+    back = promote(_config(store, None, rollback=True))
+    assert back.applied and back.rollback
+    assert (_aliases(store)["champion"], _aliases(store)["previous-champion"]) == (RED, TWO)
+
+
+def test_missing_candidate_is_an_error(store, labelled):
     with pytest.raises(TrackingError, match="does not exist"):
-        promote(_config(registry, candidate="nobody"))
+        promote(_config(store, labelled, candidate="nobody"))
 
 
-def test_job_exit_codes(registry, capsys):
-    import importlib.util
-    from pathlib import Path
+def _job_argv(store, *extra):
+    return [sys.executable, str(REPO / "jobs/promote.py"), "--registered-model", "gated", "--tracking-uri", store,
+            "--class-min-support", "5", "--batch-size", "8", "--no-progress-bars", "--latency-rounds", "5",
+            "--max-latency-growth", "1.0", *extra]
 
-    spec = importlib.util.spec_from_file_location("promote_job", Path(__file__).resolve().parents[2] / "jobs/promote.py")
-    job = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(job)
-    registry_client(registry).set_registered_model_alias("gated", "challenger", "1")
-    assert job.main(["--registered-model", "gated", "--tracking-uri", registry, "--target", "gold", "--min-metric", "0.99"]) == 3
-    assert json.loads(capsys.readouterr().out)["promote"] is False
-    assert job.main(["--registered-model", "gated", "--tracking-uri", registry, "--target", "gold"]) == 0
-    assert job.main(["--registered-model", "gated", "--tracking-uri", registry, "--candidate", "ghost"]) == 2
+
+def test_two_promotions_at_once_leave_one_winner(store, labelled, ray_head, tmp_path):
+    """Both decide "promote" against champion v1; a barrier holds each at the point of applying
+    until both are there. One wins; the other changes nothing and exits 4."""
+    _set(store, champion=RED, cand_a=TWO, cand_b=TWO_AGAIN)
+    address, _, env = ray_head
+    barrier = tmp_path / "barrier"
+    processes = [subprocess.Popen([sys.executable, str(REPO / "tests/meet_at.py"), str(barrier), "2", "lxn.promote:_apply",
+                                   "--", *_job_argv(store, "--candidate", alias, "--labelled", labelled,
+                                                    "--ray-address", address, "--max-latency-growth", "inf")[1:]],
+                                  env={**env, "PYTHONPATH": str(REPO)}, cwd=REPO, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+                 for alias in ("cand-a", "cand-b")]
+    results = [(p.wait(timeout=400), *p.communicate()) for p in processes]
+    codes = sorted(code for code, _, _ in results)
+    assert codes == [0, 4], [(code, out[-1500:], err[-1500:]) for code, out, err in results]
+    winner = TWO if results[0][0] == 0 else TWO_AGAIN
+    loser_err = next(err for code, _, err in results if code == 4)
+    assert "nothing was changed" in loser_err and "run the promotion again" in loser_err
+    aliases = _aliases(store)
+    assert (aliases["champion"], aliases["previous-champion"]) == (winner, RED)
+    client = registry_client(store)
+    loser = TWO_AGAIN if winner == TWO else TWO
+    assert registry.PROMOTED_AT not in client.get_model_version("gated", loser).tags
+    assert "gated.lxn-promotion-lock" not in {m.name for m in client.search_registered_models()}
+
+
+def test_job_exit_codes(store, labelled, ray_head, tmp_path):
+    _set(store, champion=RED, challenger=BLUE)
+    env = {**ray_head[2], "PYTHONPATH": str(REPO)}
+    refused = subprocess.run(_job_argv(store, "--labelled", labelled, "--ray-address", ray_head[0]), env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert refused.returncode == 3, refused.stderr[-2000:]
+    assert json.loads(refused.stdout)["promote"] is False and "Reasons against" in refused.stderr
+    odd = tmp_path / "odd"
+    storage.write_bytes(str(odd / "initech" / "x.jpg"), labelled_objects()["acme/01.jpg"])
+    for extra, reason in [(["--candidate", "ghost"], "does not exist"),
+                          (["--labelled", str(odd)], "does not know: initech"),
+                          (["--rollback", "--labelled", labelled], "takes no")]:
+        done = subprocess.run(_job_argv(store, *extra), env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 2 and reason in done.stderr, (extra, done.stderr[-2000:])
+    assert _aliases(store)["champion"] == RED

@@ -11,13 +11,14 @@ from hypothesis import strategies as st
 
 from lxn.config import to_dict, uri_settings
 from lxn.data.prepare import PrepareConfig
+from lxn.evaluation.job import EvaluateConfig
 from lxn.promote import PromoteConfig
 from lxn.redact import MASK, RedactingFilter, redact, redact_text, redact_uri, register_secret
 from lxn.scan.config import ScanConfig
 from lxn.tracking import safe_params
 from lxn.train.config import TrainConfig
 
-CONFIGS = [ScanConfig, TrainConfig, PrepareConfig, PromoteConfig]
+CONFIGS = [ScanConfig, TrainConfig, PrepareConfig, PromoteConfig, EvaluateConfig]
 secrets = st.text(alphabet=string.ascii_letters + string.digits + "-_.~", min_size=8, max_size=40)
 # Where a secret can ride in a URI: a password, a query value (presigned URLs, tokens), a fragment.
 PLANTS = [
@@ -35,7 +36,8 @@ def test_every_job_declares_its_uri_settings():
     assert set(uri_settings(ScanConfig)) == {"source", "manifest", "out", "tracking_uri"}
     assert set(uri_settings(TrainConfig)) == {"data", "backbone_weights", "storage", "tracking_uri"}
     assert set(uri_settings(PrepareConfig)) == {"source", "out", "tracking_uri"}
-    assert set(uri_settings(PromoteConfig)) == {"tracking_uri"}
+    assert set(uri_settings(PromoteConfig)) == {"data", "labelled", "tracking_uri"}
+    assert set(uri_settings(EvaluateConfig)) == {"data", "labelled", "out", "tracking_uri"}
 
 
 @settings(max_examples=60, deadline=None)

@@ -1,0 +1,197 @@
+"""Score labelled images with one or more registered models, through the scan's own path.
+
+The Ray Data pipeline is the scan's (`lxn.scan.pipeline._scan`): rows -> `fetch_and_decode`
+(CPU tasks: the one decode path and the model's preset) -> an actor pool whose actors hold
+`lxn.scan.predictor.Predictor`s, which produce the probabilities the scan's decision rests on
+(the chosen tile's, with `--tiles`). Models that share a preset share one fetch and decode;
+models with different presets get a decode each (the same bytes cannot give both sizes' pixels
+exactly as their scans would). Only labels, statuses and probabilities reach the driver.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from typing import Any, Sequence
+
+import numpy as np
+
+from lxn import storage
+from lxn.evaluation.labelled import LabelledSet, label_indices
+from lxn.ray_utils import cluster_shape, init_ray
+from lxn.scan.fetch import fetch_and_decode
+from lxn.scan.pipeline import configure_data_context, decode_memory, plan_actors
+from lxn.tracking import LoadedModel, ModelRef
+
+__all__ = ["ScoringOptions", "ModelScores", "Scored", "Scorer", "score"]
+
+log = logging.getLogger(__name__)
+
+_PASSED = ("uri", "brand", "status", "error_kind", "error")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScoringOptions:
+    """How the images are scored (the scan's flags of the same names)."""
+
+    grids: tuple[int, ...] = ()
+    batch_size: int = 32
+    actors: int = 1
+    actor_cpus: float = 1.0
+    device: str = "auto"
+    model_threads: int = 0
+    fetch_threads: int = 8
+    max_bytes: int = 64 * 2**20
+    max_pixels: int = 64_000_000
+    no_logo_class: str = "no-logo"
+    ray_address: str | None = None
+    progress_bars: bool = True
+
+    @property
+    def actor_resource_amounts(self) -> dict[str, float]:  # what `plan_actors` reads
+        return {}
+
+
+@dataclasses.dataclass
+class ModelScores:
+    """One model's view of the scored images (the ok rows of `Scored`, in its order)."""
+
+    ref: ModelRef
+    class_names: list[str]
+    preset: dict[str, Any]
+    labels: np.ndarray   # (N,) true class indices in this model's classes
+    probs: np.ndarray    # (N, K) the probabilities the scan's decision rests on
+    no_logo: int | None  # the index of the no-logo class, if the model has one
+
+    @property
+    def correct(self) -> np.ndarray:
+        return self.probs.argmax(axis=1) == self.labels
+
+
+@dataclasses.dataclass
+class Scored:
+    """Every image of the set: its URI, true brand and status; the ok ones scored by each model."""
+
+    uris: np.ndarray         # (M,) every image
+    brands: list[str | None]  # (M,) true brands, None: no logo
+    status: np.ndarray       # (M,) "ok" or "error"
+    error_kind: list[str | None]
+    models: list[ModelScores]
+
+    @property
+    def ok(self) -> np.ndarray:
+        return self.status == "ok"
+
+    @property
+    def errors_by_kind(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for kind, ok in zip(self.error_kind, self.ok):
+            if not ok:
+                counts[kind or "error"] = counts.get(kind or "error", 0) + 1
+        return counts
+
+
+class Scorer:
+    """A decoded batch -> the same rows without pixels, plus `probs_<j>` (N, K_j) per model j."""
+
+    def __init__(self, model_uris: Sequence[str], indices: Sequence[int], *, tracking_uri: str | None,
+                 options: ScoringOptions, device: str, drop_data: bool) -> None:
+        from lxn.scan.predictor import Predictor
+
+        self.predictors = [Predictor(uri, scan_id="evaluation", tracking_uri=tracking_uri,
+                                     no_logo_class=options.no_logo_class, batch_size=options.batch_size,
+                                     device=device, threads=options.model_threads) for uri in model_uris]
+        self.indices, self.drop_data = list(indices), drop_data
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        ok = np.asarray(batch["status"] == "ok", dtype=bool)
+        dropped = {"pixels", "boxes", *(("data",) if self.drop_data else ())}
+        out = {name: column for name, column in batch.items() if name not in dropped}
+        for j, predictor in zip(self.indices, self.predictors):
+            probs = np.zeros((len(ok), len(predictor.class_names)), dtype=np.float32)
+            if ok.any():
+                probs[ok] = predictor.image_probabilities(batch["pixels"][ok])[0]
+            out[f"probs_{j}"] = probs
+        return out
+
+
+def _prepared_rows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A prepared split's rows -> evaluation rows: the stored copy's bytes travel as `data`."""
+    from lxn.data.readers import NO_LOGO
+
+    brands = np.array([None if name == NO_LOGO else name for name in batch["class_name"]], dtype=object)
+    return {"uri": batch["source_uri"], "brand": brands, "size": np.full(len(brands), -1, dtype=np.int64),
+            "data": batch["image"]}
+
+
+def _dataset(labelled: LabelledSet, batch_size: int):
+    import ray.data
+
+    if labelled.prepared is not None:
+        filesystem, path = storage.arrow_filesystem(labelled.prepared)
+        return ray.data.read_parquet(path, filesystem=filesystem).select_columns(["image", "class_name", "source_uri"]) \
+            .map_batches(_prepared_rows, batch_format="numpy", batch_size=batch_size) \
+            .repartition(target_num_rows_per_block=batch_size)
+    return ray.data.from_arrow(labelled.rows).repartition(target_num_rows_per_block=batch_size)
+
+
+def score(labelled: LabelledSet, models: Sequence[LoadedModel], tracking_uri: str | None,
+          options: ScoringOptions) -> Scored:
+    """Every image of `labelled`, scored by every model (`models` resolved to versions)."""
+    import ray.data
+
+    for model in models:  # a brand a model cannot predict fails here, before any image is read
+        label_indices(list(labelled.brands), model.class_names, options.no_logo_class)
+    init_ray(address=options.ray_address)
+    configure_data_context(options.progress_bars)
+    use_gpu = plan_actors(options, cluster_shape())["use_gpu"]
+
+    groups: dict[str, list[int]] = {}
+    for j, model in enumerate(models):
+        groups.setdefault(json.dumps(model.preset.to_dict(), sort_keys=True), []).append(j)
+    dataset = _dataset(labelled, options.batch_size)
+    for g, (preset_json, indices) in enumerate(groups.items()):
+        preset = json.loads(preset_json)
+        dataset = dataset.map_batches(
+            fetch_and_decode, batch_size=options.batch_size, batch_format="numpy",
+            fn_kwargs={"preset": preset, "grids": options.grids, "max_bytes": options.max_bytes,
+                       "max_pixels": options.max_pixels, "threads": options.fetch_threads},
+            num_cpus=1,
+            memory=decode_memory(options.batch_size, options.grids, options.fetch_threads, preset["image_size"]),
+        ).map_batches(
+            Scorer,
+            fn_constructor_args=([models[j].ref.uri for j in indices], indices),
+            fn_constructor_kwargs={"tracking_uri": tracking_uri, "options": options,
+                                   "device": "cuda" if use_gpu else "cpu", "drop_data": g == len(groups) - 1},
+            batch_size=options.batch_size, batch_format="numpy",
+            compute=ray.data.ActorPoolStrategy(min_size=options.actors, max_size=options.actors),
+            num_cpus=1 if use_gpu else options.actor_cpus, num_gpus=1 if use_gpu else 0,
+        )
+
+    columns: dict[str, list] = {name: [] for name in (*_PASSED, *(f"probs_{j}" for j in range(len(models))))}
+    for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+        for name in columns:
+            columns[name].append(batch[name])
+    joined = {name: np.concatenate(parts) if parts else np.zeros(0) for name, parts in columns.items()}
+    status = joined["status"].astype(object) if len(joined["status"]) else np.zeros(0, dtype=object)
+    if len(status) != labelled.count:
+        raise RuntimeError(f"the pipeline returned {len(status)} rows for {labelled.count} labelled images")
+    brands = [None if (b is None or (isinstance(b, float) and np.isnan(b))) else str(b) for b in joined["brand"]]
+    ok = status == "ok"
+    scored_brands = [b for b, good in zip(brands, ok) if good]
+    per_model = [
+        ModelScores(ref=model.ref, class_names=model.class_names, preset=model.preset.to_dict(),
+                    labels=np.asarray(label_indices(scored_brands, model.class_names, options.no_logo_class),
+                                      dtype=np.int64),
+                    probs=np.asarray(joined[f"probs_{j}"], dtype=np.float32)[ok],
+                    no_logo=model.class_names.index(options.no_logo_class)
+                    if options.no_logo_class in model.class_names else None)
+        for j, model in enumerate(models)
+    ]
+    kinds = [None if k is None or (isinstance(k, float) and np.isnan(k)) else str(k) for k in joined["error_kind"]]
+    if not ok.all():
+        log.warning("%d of %d images could not be read or decoded and are left out of the figures: %s",
+                    int((~ok).sum()), len(ok), ", ".join(f"{k} {v}" for k, v in Scored(
+                        joined["uri"], brands, status, kinds, []).errors_by_kind.items()))
+    return Scored(uris=joined["uri"].astype(object), brands=brands, status=status, error_kind=kinds, models=per_model)
