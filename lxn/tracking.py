@@ -44,6 +44,8 @@ from lxn.redact import is_secret_key, redact, redact_uri, register_secret
 
 __all__ = [
     "DEFAULT_TRACKING_URI",
+    "tagged_runs",
+    "run_json",
     "TrackingError",
     "resolve_tracking_uri",
     "redact_uri",
@@ -573,3 +575,29 @@ def load_model(uri: str, tracking_uri: str | None = None, device: str | torch.de
         ref=ref,
         metadata=metadata,
     )
+
+
+def tagged_runs(experiment: str, tags: Mapping[str, str], uri: str | None = None) -> list[Any]:
+    """The FINISHED runs of `experiment` carrying every tag in `tags`, oldest first."""
+    client = _client(resolve_tracking_uri(uri))
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    condition = " and ".join([f"tags.`{k}` = '{v}'" for k, v in tags.items()] + ["attributes.status = 'FINISHED'"])
+    runs, token = [], None
+    while True:
+        page = client.search_runs([found.experiment_id], filter_string=condition, order_by=["attributes.start_time ASC"],
+                                  max_results=1000, page_token=token)
+        runs.extend(page)
+        token = page.token
+        if not token:
+            return runs
+
+
+def run_json(run_id: str, artifact_path: str, uri: str | None = None) -> Any:
+    """A JSON artifact of a run (e.g. the test report training logs under `test/`)."""
+    import mlflow
+
+    with _fluent(resolve_tracking_uri(uri)), tempfile.TemporaryDirectory(prefix="lxn-artifact-") as tmp:
+        local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=tmp)
+        return json.loads(Path(local).read_text())

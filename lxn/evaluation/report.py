@@ -124,25 +124,12 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def _plots(report: dict[str, Any], folder: Path) -> list[str]:
-    import matplotlib
+    from lxn.figures import per_class_accuracy, pyplot
 
-    matplotlib.use("Agg", force=True)
-    from matplotlib import pyplot as plt
-
+    plt = pyplot()
     models = report["models"]
-    names = [n for n, v in models[0]["per_class"].items() if v["accuracy"] is not None]
-    names.sort(key=lambda n: (models[0]["per_class"][n]["accuracy"], n))
-    height = max(3.0, 0.13 * len(names) * max(1, len(models)) ** 0.5 + 1.0)  # ~10 px a class: 194 stay readable
-    fig, ax = plt.subplots(figsize=(7, height))
-    bar = 0.8 / len(models)
-    for j, f in enumerate(models):
-        values = [f["per_class"].get(n, {}).get("accuracy") or 0.0 for n in names]
-        ax.barh(np.arange(len(names)) + j * bar, values, height=bar, label=f["model"])
-    ax.set_yticks(np.arange(len(names)) + bar * (len(models) - 1) / 2, names, fontsize=6 if len(names) > 60 else 8)
-    ax.set(xlim=(0, 1), xlabel="accuracy", title="per-class accuracy (sorted by the first model)")
-    ax.legend(fontsize=7, loc="lower right")
-    ax.margins(y=0.005)
-    fig.tight_layout()
+    fig = per_class_accuracy({f["model"]: {n: v["accuracy"] for n, v in f["per_class"].items()} for f in models},
+                             "per-class accuracy (sorted by the first model)")
     fig.savefig(folder / "per_class_accuracy.png", dpi=100)
     plt.close(fig)
 

@@ -450,7 +450,10 @@ def run(config: TrainConfig) -> TrainResult:
     tracker = RunTracker.start(config.experiment, run_name, tracking_uri)
     log.info("MLflow: %s", tracker.url())
     try:
-        tracker.set_tags({"lxn.dataset": data, "lxn.model": config.model, "lxn.recipe": config.recipe})
+        from lxn.train.grid import GRID_TAG
+
+        tracker.set_tags({"lxn.dataset": data, "lxn.model": config.model, "lxn.recipe": config.recipe,
+                          "lxn.seed": config.seed, **({GRID_TAG: config.grid} if config.grid else {})})
         tracker.log_params({**to_dict(config), "data": data, "num_classes": manifest.num_classes,
                             "train_images": manifest.split_size("train"), "run_name": run_name,
                             "resolved_recipe": recipe})
@@ -495,7 +498,7 @@ def run(config: TrainConfig) -> TrainResult:
         ref = log_model(
             tracker, model.eval(), preset=preset, class_names=manifest.classes,
             model_config=model_config, recipe=recipe,
-            registered_model=config.registered_model, alias=config.alias,
+            registered_model=config.registered_model or None, alias=config.alias or None,
             tags={registry.TEST_TOP1: report["top1"], registry.TEST_F1_MACRO: report["f1_macro"],
                   registry.DATASET: data, registry.RUN_NAME: run_name,
                   **registry.threshold_tags(report.get("threshold"), config.threshold_precision,

@@ -135,6 +135,8 @@ def test_two_promotions_at_once_leave_one_winner(store, labelled, ray_head, tmp_
     """Both decide "promote" against champion v1; a barrier holds each at the point of applying
     until both are there. One wins; the other changes nothing and exits 4."""
     _set(store, champion=RED, cand_a=TWO, cand_b=TWO_AGAIN)
+    client = registry_client(store)
+    before = {v: client.get_model_version("gated", v).tags.get(registry.PROMOTED_AT) for v in (TWO, TWO_AGAIN)}
     address, _, env = ray_head
     barrier = tmp_path / "barrier"
     processes = [subprocess.Popen([sys.executable, str(REPO / "tests/meet_at.py"), str(barrier), "2", "lxn.promote:_apply",
@@ -151,24 +153,27 @@ def test_two_promotions_at_once_leave_one_winner(store, labelled, ray_head, tmp_
     assert "nothing was changed" in loser_err and "run the promotion again" in loser_err
     aliases = _aliases(store)
     assert (aliases["champion"], aliases["previous-champion"]) == (winner, RED)
-    client = registry_client(store)
     loser = TWO_AGAIN if winner == TWO else TWO
-    assert registry.PROMOTED_AT not in client.get_model_version("gated", loser).tags
+    assert client.get_model_version("gated", loser).tags.get(registry.PROMOTED_AT) == before[loser]  # untouched
+    assert client.get_model_version("gated", winner).tags.get(registry.PROMOTED_AT) != before[winner]
     assert "gated.lxn-promotion-lock" not in {m.name for m in client.search_registered_models()}
 
 
-def test_job_exit_codes(store, labelled, ray_head, tmp_path):
+def test_job_exit_codes(store, labelled, ray_cluster, tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("promote_job", REPO / "jobs/promote.py")
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
     _set(store, champion=RED, challenger=BLUE)
-    env = {**ray_head[2], "PYTHONPATH": str(REPO)}
-    refused = subprocess.run(_job_argv(store, "--labelled", labelled, "--ray-address", ray_head[0]), env=env, capture_output=True, text=True,
-                             timeout=300)
-    assert refused.returncode == 3, refused.stderr[-2000:]
-    assert json.loads(refused.stdout)["promote"] is False and "Reasons against" in refused.stderr
+    assert job.main(_job_argv(store, "--labelled", labelled)[2:]) == 3
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["promote"] is False and "Reasons against" in captured.err
     odd = tmp_path / "odd"
     storage.write_bytes(str(odd / "initech" / "x.jpg"), labelled_objects()["acme/01.jpg"])
     for extra, reason in [(["--candidate", "ghost"], "does not exist"),
                           (["--labelled", str(odd)], "does not know: initech"),
                           (["--rollback", "--labelled", labelled], "takes no")]:
-        done = subprocess.run(_job_argv(store, *extra), env=env, capture_output=True, text=True, timeout=300)
-        assert done.returncode == 2 and reason in done.stderr, (extra, done.stderr[-2000:])
+        assert job.main(_job_argv(store, *extra)[2:]) == 2, extra
+        assert reason in capsys.readouterr().err, extra
     assert _aliases(store)["champion"] == RED
