@@ -1,4 +1,4 @@
-"""Evaluate registered models on labelled images, through the scan's own fetch/decode/predict path.
+r"""Evaluate registered models on labelled images, through the scan's own fetch/decode/predict path.
 
     python jobs/evaluate.py --model models:/logoxpertnet@champion --data lxn-local/prepared --split test
     python jobs/evaluate.py --model models:/logoxpertnet@champion --model models:/logoxpertnet@challenger \

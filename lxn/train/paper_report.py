@@ -133,10 +133,6 @@ class ReportConfig:
     report_experiment: str = setting("lxn-reports", "MLflow experiment of the report's run")
     tracking_uri: str | None = setting(None, "MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)", uri="tracking")
 
-    def __post_init__(self) -> None:
-        if not self.grid:
-            raise ValueError("--grid NAME is required: the name jobs/train.py printed for the grid")
-
 
 def load_runs(grid: str, experiment: str, tracking_uri: str) -> list[GridRun]:
     """Every finished run of the grid, with what training logged about its test split."""
@@ -170,6 +166,8 @@ def report(config: ReportConfig) -> tuple[dict[str, Any], str, str, list[str]]:
     returns the numbers, tables.md, the run's URL and the files written under --out."""
     from lxn.tracking import RunTracker, check_tracking
 
+    if not config.grid:
+        raise ValueError("--grid NAME is required: the name jobs/train.py printed for the grid")
     tracking_uri = check_tracking(config.tracking_uri)
     if config.out:
         storage.check_writable(config.out, "report")

@@ -70,8 +70,9 @@ def _config(uri, labelled, **kw):
 
 def test_the_first_model_needs_the_absolute_gates_only(store, labelled, ray_cluster):
     _set(store, challenger=RED)
-    low = promote(_config(store, labelled, min_top1=0.99))
-    assert not low.applied and any("below the floor" in r for r in low.reasons) and "champion" not in _aliases(store)
+    dry = promote(_config(store, labelled, min_top1=0.5, min_f1=0.4, dry_run=True))
+    assert dry.promote and not dry.applied and "champion" not in _aliases(store)  # it would, and changes nothing
+    assert registry_client(store).get_run(dry.decision_run).data.tags["dry_run"] == "True"
     first = promote(_config(store, labelled, min_top1=0.5, min_f1=0.4))
     assert first.applied and first.champion is None and _aliases(store)["champion"] == RED
     assert first.table[0]["top1"] == pytest.approx(14 / 24)  # 6 acme + 8 no-logo of 24 (the corrupt one left out)
@@ -95,23 +96,19 @@ def test_each_gate_can_trip(store, labelled, ray_cluster):
     slow = promote(_config(store, labelled))
     assert len(slow.reasons) == 1 and "latency grows" in slow.reasons[0], slow.reasons
 
-    _set(store, champion=RED, challenger=TWO)
-    strict = promote(_config(store, labelled, max_p=0.005))
-    # 8 wins, 0 losses: p = 2 * (1/2)^8 = 0.0078125 by hand, above 0.005
-    assert strict.comparison["mcnemar"] == {"wins": 8, "losses": 0, "p_value": pytest.approx(2 / 2**8)}
-    assert len(strict.reasons) == 1 and "p = 0.00781" in strict.reasons[0]
-
     _set(store, champion=RED, challenger=OTHER_CLASSES)
     other = promote(_config(store, labelled))
     assert not other.applied and other.reasons == ["the class lists differ: a promotion would change what reported brands mean"]
     assert _aliases(store)["champion"] == RED
 
 
-def test_promote_dry_run_and_rollback(store, labelled, ray_cluster):
+def test_a_significant_win_promotes_and_rollback_undoes_it(store, labelled, ray_cluster):
     _set(store, champion=RED, challenger=TWO)
-    dry = promote(_config(store, labelled, dry_run=True))
-    assert dry.promote and not dry.applied and _aliases(store)["champion"] == RED
-    assert registry_client(store).get_run(dry.decision_run).data.tags["dry_run"] == "True"
+    strict = promote(_config(store, labelled, max_p=0.005))
+    # 8 wins, 0 losses: p = 2 * (1/2)^8 = 0.0078125 by hand, above --max-p 0.005: the only reason
+    assert strict.comparison["mcnemar"] == {"wins": 8, "losses": 0, "p_value": pytest.approx(2 / 2**8)}
+    assert len(strict.reasons) == 1 and "p = 0.00781" in strict.reasons[0]
+    assert not strict.applied and _aliases(store)["champion"] == RED
     better = promote(_config(store, labelled))
     assert better.applied and [r["role"] for r in better.table] == ["champion", "candidate"]
     assert _aliases(store)["champion"] == TWO and _aliases(store)["previous-champion"] == RED

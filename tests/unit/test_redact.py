@@ -17,8 +17,9 @@ from lxn.redact import MASK, RedactingFilter, redact, redact_text, redact_uri, r
 from lxn.scan.config import ScanConfig
 from lxn.tracking import safe_params
 from lxn.train.config import TrainConfig
+from lxn.train.paper_report import ReportConfig
 
-CONFIGS = [ScanConfig, TrainConfig, PrepareConfig, PromoteConfig, EvaluateConfig]
+CONFIGS = [ScanConfig, TrainConfig, PrepareConfig, PromoteConfig, EvaluateConfig, ReportConfig]
 secrets = st.text(alphabet=string.ascii_letters + string.digits + "-_.~", min_size=8, max_size=40)
 # Where a secret can ride in a URI: a password, a query value (presigned URLs, tokens), a fragment.
 PLANTS = [
@@ -38,6 +39,7 @@ def test_every_job_declares_its_uri_settings():
     assert set(uri_settings(PrepareConfig)) == {"source", "out", "tracking_uri"}
     assert set(uri_settings(PromoteConfig)) == {"data", "labelled", "tracking_uri"}
     assert set(uri_settings(EvaluateConfig)) == {"data", "labelled", "out", "tracking_uri"}
+    assert set(uri_settings(ReportConfig)) == {"out", "tracking_uri"}
 
 
 @settings(max_examples=60, deadline=None)
