@@ -39,7 +39,7 @@ from typing import Any, Iterator
 
 from lxn import registry
 from lxn.config import setting, to_dict
-from lxn.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from lxn.evaluation.scoring import ScoringSettings
 from lxn.tracking import ModelRef, TrackingError, check_tracking, registry_client
 
 __all__ = ["PromoteConfig", "Decision", "PromotionConflict", "judge", "decide", "promote", "registry_lock",
@@ -53,7 +53,7 @@ LOCK_SUFFIX = ".lxn-promotion-lock"
 
 
 @dataclasses.dataclass(frozen=True)
-class PromoteConfig:
+class PromoteConfig(ScoringSettings):
     registered_model: str = setting("logoxpertnet", "MLflow registered model name")
     candidate: str = setting(registry.CHALLENGER, "alias of the version to promote")
     target: str = setting(registry.CHAMPION, "alias to move onto it")
@@ -73,18 +73,6 @@ class PromoteConfig:
     dry_run: bool = setting(False, "decide and print, change nothing")
     lock_timeout_s: float = setting(120.0, "how long to wait for another promotion of this model to finish")
     experiment: str = setting("lxn-promotions", "MLflow experiment of the decision runs")
-    tiles: list[int] | None = setting(None, "evaluate as the scan does with --tiles")
-    no_logo_class: str = setting("no-logo", "the models' class meaning 'no logo'")
-    batch_size: int = setting(32, "images per model call during the evaluation")
-    actors: int = setting(1, "evaluation actors")
-    actor_cpus: float = setting(1.0, "CPUs per evaluation actor")
-    device: str = setting("auto", "evaluation device: auto, cpu or cuda")
-    model_threads: int = setting(0, "torch threads per evaluation actor on the CPU (0: the actor's CPUs)")
-    fetch_threads: int = setting(8, "concurrent fetches within a decode task")
-    max_bytes: int = setting(DEFAULT_MAX_BYTES, "objects larger than this are not fetched")
-    max_pixels: int = setting(DEFAULT_MAX_PIXELS, "decompression-bomb cap on decoded pixels")
-    ray_address: str | None = setting(None, "Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
-    progress_bars: bool = setting(True, "Ray Data's progress bars")
     tracking_uri: str | None = setting(None, "MLflow tracking URI (default: MLFLOW_TRACKING_URI or sqlite:///mlflow.db)", uri="tracking")
 
     def __post_init__(self) -> None:
@@ -97,6 +85,7 @@ class PromoteConfig:
             problems.append("--max-latency-growth must be at least 0 and --latency-rounds at least 1")
         if self.rollback and (self.candidate != registry.CHALLENGER or self.data or self.labelled):
             problems.append("--rollback swaps champion and previous-champion: it takes no --candidate, --data or --labelled")
+        problems += self.scoring_problems()
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -217,7 +206,7 @@ def _row(role: str, ref: ModelRef, figures: dict[str, Any], latency_ms: float | 
 
 def decide(config: PromoteConfig) -> Decision:
     """Evaluate both versions now and apply the gates (changes nothing but the evaluation's tags)."""
-    from lxn.evaluation.job import run_evaluation, scoring_options
+    from lxn.evaluation.job import run_evaluation
     from lxn.tracking import load_model
 
     tracking_uri = check_tracking(config.tracking_uri)
@@ -237,7 +226,7 @@ def decide(config: PromoteConfig) -> Decision:
 
     labelled = _labelled_set(config, candidate)
     models = [champ_ref.uri, cand_ref.uri] if champ_ref else [cand_ref.uri]
-    evaluation = run_evaluation(labelled, models, tracking_uri=tracking_uri, options=scoring_options(config),
+    evaluation = run_evaluation(labelled, models, tracking_uri=tracking_uri, options=config.scoring_settings(),
                                 params={"purpose": f"promotion of {cand_ref.uri} to {config.target}"})
     figures = evaluation.report["models"]
     cand_figures, champ_figures = figures[-1], (figures[0] if champ_ref else None)

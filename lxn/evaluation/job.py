@@ -21,16 +21,15 @@ from lxn import registry, storage
 from lxn.config import setting, to_dict
 from lxn.evaluation import report as report_mod
 from lxn.evaluation.labelled import LabelledSet, open_labelled
-from lxn.evaluation.scoring import Scored, ScoringOptions, score
-from lxn.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from lxn.evaluation.scoring import Scored, ScoringSettings, score
 
-__all__ = ["EvaluateConfig", "Evaluation", "evaluate", "run_evaluation", "scoring_options"]
+__all__ = ["EvaluateConfig", "Evaluation", "evaluate", "run_evaluation"]
 
 log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
-class EvaluateConfig:
+class EvaluateConfig(ScoringSettings):
     model: list[str] = setting(["models:/logoxpertnet@champion"], "models:/<name>@<alias> or models:/<name>/<version>; repeat --model to compare several on one decode (the first is the reference)")
     data: str | None = setting(None, "a prepared dataset (jobs/prepare.py's --out): evaluate on its --split", uri="input")
     split: str = setting("test", "the prepared dataset's split: train, val or test")
@@ -41,20 +40,8 @@ class EvaluateConfig:
     threshold_precision: float = setting(0.95, "target precision of brand hits: the report gives the lowest threshold reaching it")
     set_threshold: bool = setting(False, "tag each version with the threshold reaching --threshold-precision on this set (the scan's new default)")
     tag_versions: bool = setting(True, "tag each evaluated version with its headline figures")
-    tiles: list[int] | None = setting(None, "score as the scan does with --tiles (the most brand-like tile decides)")
-    no_logo_class: str = setting("no-logo", "the models' class meaning 'no logo'")
-    batch_size: int = setting(32, "images per model call (and per Ray Data batch)")
-    actors: int = setting(1, "scoring actors, each loading every model once")
-    actor_cpus: float = setting(1.0, "CPUs reserved per scoring actor")
-    device: str = setting("auto", "auto, cpu or cuda (auto: one GPU per actor when the cluster has GPUs)")
-    model_threads: int = setting(0, "torch intra-op threads per actor on the CPU (0: the actor's CPUs)")
-    fetch_threads: int = setting(8, "concurrent fetches within a decode task")
-    max_bytes: int = setting(DEFAULT_MAX_BYTES, "objects larger than this are not fetched (an error, left out of the figures)")
-    max_pixels: int = setting(DEFAULT_MAX_PIXELS, "decompression-bomb cap on the pixels an image header declares")
     experiment: str = setting("lxn-evaluations", "MLflow experiment of the evaluation runs")
     tracking_uri: str | None = setting(None, "MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)", uri="tracking")
-    ray_address: str | None = setting(None, "Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
-    progress_bars: bool = setting(True, "Ray Data's progress bars")
 
     def __post_init__(self) -> None:
         problems = []
@@ -66,21 +53,9 @@ class EvaluateConfig:
             problems.append(f"--threshold must be within 0..1, got {self.threshold}")
         if not 0.0 < self.threshold_precision <= 1.0:
             problems.append(f"--threshold-precision must be within (0, 1], got {self.threshold_precision}")
-        if self.device not in ("auto", "cpu", "cuda"):
-            problems.append(f"--device must be auto, cpu or cuda, got {self.device!r}")
-        if self.batch_size < 1 or self.actors < 1 or self.fetch_threads < 1 or self.actor_cpus <= 0:
-            problems.append("--batch-size, --actors, --fetch-threads and --actor-cpus must be positive")
+        problems += self.scoring_problems()
         if problems:
             raise ValueError("; ".join(problems))
-
-
-def scoring_options(config: Any) -> ScoringOptions:
-    """The scoring settings of a config that has them (evaluate's, promotion's)."""
-    return ScoringOptions(grids=tuple(sorted(set(config.tiles or ()))), batch_size=config.batch_size,
-                          actors=config.actors, actor_cpus=config.actor_cpus, device=config.device,
-                          model_threads=config.model_threads, fetch_threads=config.fetch_threads,
-                          max_bytes=config.max_bytes, max_pixels=config.max_pixels, no_logo_class=config.no_logo_class,
-                          ray_address=config.ray_address, progress_bars=config.progress_bars)
 
 
 @dataclasses.dataclass
@@ -97,7 +72,7 @@ def _run_name(refs: Sequence[Any], labelled: LabelledSet) -> str:
     return "eval-" + "-vs-".join(f"{r.name}-v{r.version}" for r in refs) + f"-{digest}"
 
 
-def run_evaluation(labelled: LabelledSet, model_uris: Sequence[str], *, tracking_uri: str, options: ScoringOptions,
+def run_evaluation(labelled: LabelledSet, model_uris: Sequence[str], *, tracking_uri: str, options: ScoringSettings,
                    threshold: float | None = None, threshold_precision: float = 0.95, experiment: str = "lxn-evaluations",
                    out: str | None = None, tag_versions: bool = True, set_threshold: bool = False,
                    params: dict[str, Any] | None = None) -> Evaluation:
@@ -173,7 +148,7 @@ def evaluate(config: EvaluateConfig) -> Evaluation:
     labelled = open_labelled(data=config.data, split=config.split, labelled=config.labelled,
                              layout=config.labelled_format)
     tracking_uri = check_tracking(config.tracking_uri)
-    return run_evaluation(labelled, config.model, tracking_uri=tracking_uri, options=scoring_options(config),
+    return run_evaluation(labelled, config.model, tracking_uri=tracking_uri, options=config.scoring_settings(),
                           threshold=config.threshold, threshold_precision=config.threshold_precision,
                           experiment=config.experiment, out=config.out, tag_versions=config.tag_versions,
                           set_threshold=config.set_threshold, params=to_dict(config))

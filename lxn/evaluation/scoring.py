@@ -18,13 +18,15 @@ from typing import Any, Sequence
 import numpy as np
 
 from lxn import storage
+from lxn.config import setting
 from lxn.evaluation.labelled import LabelledSet, label_indices
+from lxn.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from lxn.ray_utils import cluster_shape, init_ray
 from lxn.scan.fetch import fetch_and_decode
 from lxn.scan.pipeline import configure_data_context, decode_memory, plan_actors
 from lxn.tracking import LoadedModel, ModelRef
 
-__all__ = ["ScoringOptions", "ModelScores", "Scored", "Scorer", "score"]
+__all__ = ["ScoringSettings", "ModelScores", "Scored", "Scorer", "score"]
 
 log = logging.getLogger(__name__)
 
@@ -32,21 +34,38 @@ _PASSED = ("uri", "brand", "status", "error_kind", "error")
 
 
 @dataclasses.dataclass(frozen=True)
-class ScoringOptions:
-    """How the images are scored (the scan's flags of the same names)."""
+class ScoringSettings:
+    """How images are scored (the scan's flags of the same names): the settings evaluate's and
+    promotion's configs share, by inheriting them."""
 
-    grids: tuple[int, ...] = ()
-    batch_size: int = 32
-    actors: int = 1
-    actor_cpus: float = 1.0
-    device: str = "auto"
-    model_threads: int = 0
-    fetch_threads: int = 8
-    max_bytes: int = 64 * 2**20
-    max_pixels: int = 64_000_000
-    no_logo_class: str = "no-logo"
-    ray_address: str | None = None
-    progress_bars: bool = True
+    tiles: list[int] | None = setting(None, "score as the scan does with --tiles (the most brand-like tile decides)")
+    no_logo_class: str = setting("no-logo", "the models' class meaning 'no logo'")
+    batch_size: int = setting(32, "images per model call (and per Ray Data batch)")
+    actors: int = setting(1, "scoring actors, each loading every model once")
+    actor_cpus: float = setting(1.0, "CPUs reserved per scoring actor")
+    device: str = setting("auto", "auto, cpu or cuda (auto: one GPU per actor when the cluster has GPUs)")
+    model_threads: int = setting(0, "torch intra-op threads per actor on the CPU (0: the actor's CPUs)")
+    fetch_threads: int = setting(8, "concurrent fetches within a decode task")
+    max_bytes: int = setting(DEFAULT_MAX_BYTES, "objects larger than this are not fetched (an error, left out of the figures)")
+    max_pixels: int = setting(DEFAULT_MAX_PIXELS, "decompression-bomb cap on the pixels an image header declares")
+    ray_address: str | None = setting(None, "Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
+    progress_bars: bool = setting(True, "Ray Data's progress bars")
+
+    def scoring_problems(self) -> list[str]:
+        problems = []
+        if self.device not in ("auto", "cpu", "cuda"):
+            problems.append(f"--device must be auto, cpu or cuda, got {self.device!r}")
+        if self.batch_size < 1 or self.actors < 1 or self.fetch_threads < 1 or self.actor_cpus <= 0:
+            problems.append("--batch-size, --actors, --fetch-threads and --actor-cpus must be positive")
+        return problems
+
+    def scoring_settings(self) -> "ScoringSettings":
+        """These settings alone (what travels to the scoring actors: no URIs, no credentials)."""
+        return ScoringSettings(**{f.name: getattr(self, f.name) for f in dataclasses.fields(ScoringSettings)})
+
+    @property
+    def grids(self) -> tuple[int, ...]:
+        return tuple(sorted(set(self.tiles or ())))
 
     @property
     def actor_resource_amounts(self) -> dict[str, float]:  # what `plan_actors` reads
@@ -96,7 +115,7 @@ class Scorer:
     """A decoded batch -> the same rows without pixels, plus `probs_<j>` (N, K_j) per model j."""
 
     def __init__(self, model_uris: Sequence[str], indices: Sequence[int], *, tracking_uri: str | None,
-                 options: ScoringOptions, device: str, drop_data: bool) -> None:
+                 options: ScoringSettings, device: str, drop_data: bool) -> None:
         from lxn.scan.predictor import Predictor
 
         self.predictors = [Predictor(uri, scan_id="evaluation", tracking_uri=tracking_uri,
@@ -137,7 +156,7 @@ def _dataset(labelled: LabelledSet, batch_size: int):
 
 
 def score(labelled: LabelledSet, models: Sequence[LoadedModel], tracking_uri: str | None,
-          options: ScoringOptions) -> Scored:
+          options: ScoringSettings) -> Scored:
     """Every image of `labelled`, scored by every model (`models` resolved to versions)."""
     import ray.data
 
