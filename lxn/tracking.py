@@ -300,6 +300,19 @@ class RunTracker:
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
+    def publish(self, paths: Sequence[Path], out: str | None = None) -> list[str]:
+        """Log each local file to the run, and copy it under `out` (a local or s3:// prefix)
+        when given; returns the copies' URIs."""
+        from lxn import storage
+
+        copies = []
+        for path in paths:
+            self.log_artifact(path)
+            if out:
+                copies.append(storage.join(out, Path(path).name))
+                storage.write_bytes(copies[-1], Path(path).read_bytes())
+        return copies
+
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         for key, value in redact(dict(tags)).items():
             self.client.set_tag(self.run_id, key, str(value))

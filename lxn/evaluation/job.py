@@ -98,7 +98,6 @@ def run_evaluation(labelled: LabelledSet, model_uris: Sequence[str], *, tracking
               "models": per_model, "comparisons": comparisons}
 
     tracker = RunTracker.start(experiment, _run_name(refs, labelled), tracking_uri)
-    written: list[str] = []
     try:
         tracker.set_tags({"lxn.kind": "evaluation", "labelled": labelled.describe[:5000],
                           "models": ", ".join(r.uri for r in refs)})
@@ -114,12 +113,7 @@ def run_evaluation(labelled: LabelledSet, model_uris: Sequence[str], *, tracking
                 metrics[f"{prefix}auc_macro_ovr"] = f["auc_macro_ovr"]
         tracker.log_metrics(metrics, step=0)
         with tempfile.TemporaryDirectory(prefix="lxn-eval-") as tmp:
-            for path in report_mod.write_files(report, Path(tmp)):
-                tracker.log_artifact(path)
-                if out:
-                    target = storage.join(out, path.name)
-                    storage.write_bytes(target, path.read_bytes())
-                    written.append(target)
+            written = tracker.publish(report_mod.write_files(report, Path(tmp)), out)
         tracker.finish()
     except BaseException:
         tracker.finish("FAILED")

@@ -209,8 +209,8 @@ def score(labelled: LabelledSet, models: Sequence[LoadedModel], tracking_uri: st
         for j, model in enumerate(models)
     ]
     kinds = [None if k is None or (isinstance(k, float) and np.isnan(k)) else str(k) for k in joined["error_kind"]]
+    scored = Scored(uris=joined["uri"].astype(object), brands=brands, status=status, error_kind=kinds, models=per_model)
     if not ok.all():
         log.warning("%d of %d images could not be read or decoded and are left out of the figures: %s",
-                    int((~ok).sum()), len(ok), ", ".join(f"{k} {v}" for k, v in Scored(
-                        joined["uri"], brands, status, kinds, []).errors_by_kind.items()))
-    return Scored(uris=joined["uri"].astype(object), brands=brands, status=status, error_kind=kinds, models=per_model)
+                    int((~ok).sum()), len(ok), ", ".join(f"{k} {v}" for k, v in scored.errors_by_kind.items()))
+    return scored

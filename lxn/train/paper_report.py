@@ -176,17 +176,12 @@ def report(config: ReportConfig) -> tuple[dict[str, Any], str, str, list[str]]:
     numbers["runs"] = [{k: r[k] for k in ("model", "seed", "recipe", "run_id", "metrics")} for r in runs]
     efficiency = _efficiency(config.efficiency)
     tracker = RunTracker.start(config.report_experiment, f"tables-{config.grid}", tracking_uri)
-    written = []
     try:
         tracker.set_tags({"lxn.kind": "paper-tables", "lxn.grid": config.grid})
         tracker.log_params(to_dict(config))
         with tempfile.TemporaryDirectory(prefix="lxn-tables-") as tmp:
-            for path in write_files(numbers, Path(tmp), grid=config.grid, efficiency=efficiency):
-                tracker.log_artifact(path)
-                if config.out:
-                    target = storage.join(config.out, path.name)
-                    storage.write_bytes(target, path.read_bytes())
-                    written.append(target)
+            written = tracker.publish(write_files(numbers, Path(tmp), grid=config.grid, efficiency=efficiency),
+                                      config.out)
         tracker.finish()
     except BaseException:
         tracker.finish("FAILED")
