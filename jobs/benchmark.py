@@ -6,6 +6,9 @@
     python jobs/benchmark.py scan --out DIR      # scan throughput vs the model alone; memory vs bucket size
     python jobs/benchmark.py decode --out DIR    # CPU per image from bytes to model pixels (scan, training)
     python jobs/benchmark.py accuracy --out DIR  # models and recipes on real brand marks, scored by the scan
+    python jobs/benchmark.py detection --out DIR # every brand in press scenes: tiles + detections vs whole image
+    python jobs/benchmark.py onboarding --out DIR  # few-shot brands (k = 1, 5, 10), their cost, the open set
+    python jobs/benchmark.py search --out DIR    # query time of jobs/search.py over 100k stored embeddings
 """
 
 from __future__ import annotations
@@ -13,8 +16,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lxn.benchmarks import (accuracy, decode_throughput, model_efficiency, prepare_throughput, scan_throughput,
-                            train_throughput)
+from lxn.benchmarks import (accuracy, decode_throughput, detection, model_efficiency, onboarding, prepare_throughput,
+                            scan_throughput, search_speed, train_throughput)
 from lxn.config import add_arguments, from_namespace
 from lxn.logs import configure_logging
 
@@ -25,7 +28,15 @@ BENCHMARKS = {
     "scan": ("scan throughput against the model alone, and peak memory", scan_throughput.ScanBenchConfig),
     "decode": ("CPU per image from bytes to model pixels, per core", decode_throughput.DecodeBenchConfig),
     "accuracy": ("models and recipes on real brand marks, scored through the scan path", accuracy.AccuracyBenchConfig),
+    "detection": ("every brand in press scenes: tiles and detections against the whole-image scan",
+                  detection.DetectionBenchConfig),
+    "onboarding": ("few-shot brands from k examples, their cost to the known brands, open-set rejection",
+                   onboarding.OnboardingBenchConfig),
+    "search": ("visual search query time over stored embeddings", search_speed.SearchBenchConfig),
 }
+MODULES = {"model": model_efficiency, "prepare": prepare_throughput, "train": train_throughput, "scan": scan_throughput,
+           "decode": decode_throughput, "accuracy": accuracy, "detection": detection, "onboarding": onboarding,
+           "search": search_speed}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,18 +47,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging()
     config = from_namespace(BENCHMARKS[args.command][1], _without(args, "command"))
+    module = MODULES[args.command]
     if args.command == "model":
-        print(model_efficiency.markdown_table(model_efficiency.run(config), config))
-    elif args.command == "prepare":
-        print(prepare_throughput.markdown_table(prepare_throughput.run(config)))
-    elif args.command == "train":
-        print(train_throughput.markdown_table(train_throughput.run(config)))
-    elif args.command == "scan":
-        print(scan_throughput.markdown_table(scan_throughput.run(config)))
-    elif args.command == "decode":
-        print(decode_throughput.markdown_table(decode_throughput.run(config)))
-    elif args.command == "accuracy":
-        print(accuracy.markdown_table(accuracy.run(config)))
+        print(module.markdown_table(module.run(config), config))
+    else:
+        print(module.markdown_table(module.run(config)))
     print(f"\nwrote figures under {config.out}")
     return 0
 

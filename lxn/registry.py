@@ -15,7 +15,8 @@ from typing import Any, Mapping
 __all__ = ["CHALLENGER", "CHAMPION", "PREVIOUS_CHAMPION", "TEST_TOP1", "TEST_F1_MACRO", "DATASET", "RUN_NAME",
            "CLASSES_SHA", "PT2_SHA256", "THRESHOLD", "THRESHOLD_TARGET", "THRESHOLD_SOURCE", "DEFAULT_THRESHOLD",
            "EVAL_TOP1", "EVAL_F1_MACRO", "EVAL_SET", "EVAL_RUN", "threshold_tags", "scan_threshold",
-           "evaluation_tags", "PROMOTED_AT", "PROMOTION_RUN"]
+           "evaluation_tags", "PROMOTED_AT", "PROMOTION_RUN", "DERIVED_FROM", "PROTOTYPE_BRANDS", "UNKNOWN_BELOW",
+           "scan_unknown_below"]
 
 # aliases
 CHALLENGER = "challenger"              # the newest registered version, waiting for promotion
@@ -44,6 +45,11 @@ PROMOTED_AT = "lxn.promoted_at"        # when the version last became champion
 PROMOTION_RUN = "lxn.promotion_run_id"  # the decision's MLflow run (experiment lxn-promotions)
 
 DEFAULT_THRESHOLD = 0.5                # a version without a chosen threshold
+
+# version tags of onboarded brands (jobs/brands.py; the prototypes are in the model's metadata)
+DERIVED_FROM = "lxn.derived_from"      # the version whose weights a prototype version carries
+PROTOTYPE_BRANDS = "lxn.prototype_brands"  # comma-separated, for reading in the MLflow UI
+UNKNOWN_BELOW = "lxn.unknown_below"    # the scan's default open-set cut (cosine similarity); none: off
 
 
 def threshold_tags(choice: Mapping[str, Any] | None, target: float, source: str) -> dict[str, str]:
@@ -80,3 +86,19 @@ def evaluation_tags(figures: Mapping[str, Any], labelled: str, run_id: str) -> d
     return {EVAL_TOP1: repr(figures["top1"]), EVAL_F1_MACRO: repr(figures["f1_macro"]), EVAL_SET: labelled[:5000],
             EVAL_RUN: run_id, "lxn.eval.hit_precision": repr(at["precision"]), "lxn.eval.hit_recall": repr(at["recall"]),
             "lxn.eval.threshold": repr(at["threshold"])}
+
+
+def scan_unknown_below(flag: float | None, tags: Mapping[str, str]) -> tuple[float | None, str]:
+    """The scan's open-set cut and where it came from: the flag, else the version's tag, else off."""
+    if flag is not None:
+        return flag, "--unknown-below"
+    value = tags.get(UNKNOWN_BELOW)
+    if value is None:
+        return None, "off"
+    try:
+        cut = float(value)
+    except ValueError:
+        raise ValueError(f"the version's {UNKNOWN_BELOW} tag is {value!r}, not a number") from None
+    if not -1.0 <= cut <= 1.0:
+        raise ValueError(f"the version's {UNKNOWN_BELOW} tag is {cut}, outside -1..1")
+    return cut, f"version tag {UNKNOWN_BELOW}"

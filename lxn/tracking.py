@@ -365,6 +365,18 @@ class LoadedModel:
     ref: ModelRef | None
     metadata: dict[str, Any]
 
+    @property
+    def prototypes(self):
+        """The brands onboarded from examples (`lxn.prototypes.PrototypeTable`)."""
+        from lxn.prototypes import PrototypeTable
+
+        return PrototypeTable.from_metadata(self.metadata)
+
+    @property
+    def predicted_classes(self) -> list[str]:
+        """Every name a scan with this model can report: its classes, then its prototype brands."""
+        return [*self.class_names, *self.prototypes.brands]
+
 
 def _signature(image_size: int, num_classes: int):
     from mlflow.models import ModelSignature
@@ -388,6 +400,7 @@ def log_model(
     alias: str | None = registry.CHALLENGER,
     tags: Mapping[str, Any] | None = None,
     recipe: Mapping[str, Any] | None = None,
+    extra_metadata: Mapping[str, Any] | None = None,
 ) -> ModelRef | None:
     """Export `model` with its preprocessing, log it to the run, and register it with `alias`.
 
@@ -409,6 +422,7 @@ def log_model(
             "lxn_version": lxn.__version__,
             "serialization": "pt2",
             "input": "uint8 RGB images (B, S, S, 3) at the preset's image_size; output: logits (B, K)",
+            **dict(extra_metadata or {}),  # e.g. lxn.prototypes' table
         }
     }
     with _fluent(tracker.uri), mlflow.start_run(run_id=tracker.run_id):

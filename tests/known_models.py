@@ -8,7 +8,8 @@ from torch import nn
 from lxn.presets import Preset
 
 __all__ = ["RedSpotter", "BlueSpotter", "TwoSpotter", "SlowTwoSpotter", "REDSPOT_CLASSES", "REDSPOT_PRESET",
-           "register_redspot", "register_spotter"]
+           "register_redspot", "register_spotter", "CARD_PRESET", "CARD_COLOURS", "CARD_CLASSES", "colour_card",
+           "checkerboard", "card_classifier", "register_card_classifier"]
 
 REDSPOT_CLASSES = ["acme", "globex", "no-logo"]
 REDSPOT_PRESET = Preset(image_size=64, mean=(0.5,) * 3, std=(0.5,) * 3, denoise_sigma=0)
@@ -83,3 +84,75 @@ def register_redspot(tracker, name: str = "redspot", alias: str = "champion"):
 
     return log_model(tracker, RedSpotter().eval(), preset=REDSPOT_PRESET, class_names=REDSPOT_CLASSES,
                      model_config={"name": "redspotter"}, registered_model=name, alias=alias)
+
+
+# ------------------------------------------------------------------ a model with embeddings
+
+CARD_PRESET = Preset(image_size=64)
+CARD_COLOURS = {"acme": (220, 20, 20), "globex": (20, 40, 220), "initech": (20, 170, 40)}
+CARD_CLASSES = ["acme", "globex", "no-logo"]
+
+
+def colour_card(colour: tuple[int, int, int] | None, seed: int, size: tuple[int, int] = (64, 64)):
+    """A grey card (PIL image) with a disc of `colour` over most of it (None: no disc), jittered
+    by `seed`; its mark stays near the centre, so a crop of it in a bigger scene still shows it."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    w, h = size
+    image = Image.new("RGB", size, tuple(int(v) for v in 128 + rng.integers(-12, 13, 3)))
+    if colour is not None:
+        r = int(min(w, h) * rng.uniform(0.3, 0.4))
+        cx, cy = w // 2 + int(rng.integers(-w // 10, w // 10 + 1)), h // 2 + int(rng.integers(-h // 10, h // 10 + 1))
+        tint = tuple(int(np.clip(c + rng.integers(-15, 16), 0, 255)) for c in colour)
+        ImageDraw.Draw(image).ellipse([cx - r, cy - r, cx + r, cy + r], fill=tint)
+    return image
+
+
+def checkerboard(seed: int, size: tuple[int, int] = (64, 64)):
+    """A mark no class or prototype resembles: a yellow and magenta checkerboard."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    cell = int(rng.integers(6, 10))
+    y, x = np.mgrid[: size[1], : size[0]]
+    board = ((x // cell + y // cell) % 2).astype(bool)
+    pixels = np.where(board[..., None], np.array([240, 230, 20]), np.array([200, 20, 200])).astype(np.uint8)
+    return Image.fromarray(pixels)
+
+
+def card_classifier():
+    """A LogoXpertNet (random backbone, seed 0) whose last layer is imprinted from its own
+    embeddings of colour cards: acme = red disc, globex = blue disc, no-logo = plain grey. A real
+    lxn architecture, so it has embeddings (unlike the spotters); it never saw green (initech)."""
+    import numpy as np
+
+    from lxn.embeddings import EmbeddingModel, normalize
+    from lxn.models import create_model
+    from lxn.presets import InferenceModel
+
+    torch.manual_seed(0)
+    model = create_model("logoxpertnet_backbone", num_classes=len(CARD_CLASSES)).eval()
+    embedder = EmbeddingModel(InferenceModel(model, CARD_PRESET).eval())
+    colours = [CARD_COLOURS["acme"], CARD_COLOURS["globex"], None]
+    with torch.inference_mode():
+        means, norms = [], []
+        for colour in colours:
+            cards = np.stack([np.asarray(colour_card(colour, seed)) for seed in range(8)])
+            embeddings = embedder(torch.from_numpy(cards))[1].numpy()
+            norms.append(np.linalg.norm(embeddings, axis=1).mean())
+            means.append(normalize(normalize(embeddings).mean(axis=0)))
+        layer = model.get_classifier()
+        layer.weight.copy_(torch.from_numpy(np.stack(means) * (40.0 / float(np.mean(norms)))))
+        layer.bias.zero_()
+    return model
+
+
+def register_card_classifier(tracker, name: str = "cards", alias: str = "champion"):
+    from lxn.tracking import log_model
+
+    return log_model(tracker, card_classifier(), preset=CARD_PRESET, class_names=CARD_CLASSES,
+                     model_config={"name": "logoxpertnet_backbone", "num_classes": len(CARD_CLASSES)},
+                     registered_model=name, alias=alias)

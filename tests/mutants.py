@@ -133,8 +133,22 @@ MUTANTS = [
            "return [0 if b is None else index[b] for b in brands]",
            ("tests/integration/test_evaluate.py::test_figures_are_what_the_labels_and_the_models_say",)),
     Mutant("evaluation-first-tile", "evaluation: the scan's chosen tile decides", "lxn/scan/predictor.py",
-           "return probs[np.arange(count), chosen], chosen", "return probs[:, 0], chosen",
+           "return probs[np.arange(len(chosen)), chosen], chosen", "return probs[:, 0], chosen",
            (UNIT + "test_scan_predictor.py", "tests/integration/test_scan_pipeline.py::test_tiles_find_a_small_logo_the_whole_image_misses")),
+    Mutant("detection-merges-across-brands", "detections: only one brand's tiles are one logo", "lxn/scan/tiling.py",
+           "if cls == top[t] and _overlap(seed, box)", "if _overlap(seed, box)", (UNIT + "test_scan_tiling.py",)),
+    Mutant("detection-box-is-the-first-tile", "detections: the box is where the tiles that saw it agree",
+           "lxn/scan/tiling.py", "return [(cls, p, _where(members)) for", "return [(cls, p, _where(members[:1])) for",
+           (UNIT + "test_scan_tiling.py",)),
+    Mutant("prototype-not-unit", "prototypes: a brand is the unit mean of unit embeddings", "lxn/prototypes.py",
+           "vector = normalize(normalize(embeddings).mean(axis=0))", "vector = normalize(embeddings).mean(axis=0)",
+           (UNIT + "test_prototypes.py",)),
+    Mutant("imprint-unscaled", "prototypes: imprinted rows take the trained rows' norm", "lxn/prototypes.py",
+           "self.weight = np.concatenate([weight, scale * vectors])", "self.weight = np.concatenate([weight, vectors])",
+           (UNIT + "test_prototypes.py",)),
+    Mutant("open-set-off", "open set: far from every class is unknown", "lxn/scan/predictor.py",
+           "            unknown = far[picked, chosen]", "            unknown = far[picked, chosen] & False",
+           ("tests/integration/test_brands.py::test_the_scan_reports_the_onboarded_brand_and_unknown_marks",)),
 ]
 
 

@@ -29,12 +29,22 @@ def staged(listing: pa.Table, scan_id: str) -> pa.Table:
         "width": [64 if k else None for k in ok], "height": [48 if k else None for k in ok],
         "status": [o[0] for o in outcome], "error_kind": [o[1] for o in outcome],
         "error": [None if k else "reason" for k in ok], "brand": [o[2] for o in outcome],
+        "brand_source": [("classifier" if o[2] else None) for o in outcome],
+        # the first outcome's picture also shows a small globex: two appearances, one image brand
+        "detections": [([_detection(o[2])] + ([_detection("globex")] if i % len(OUTCOMES) == 0 else [])
+                        if o[2] else []) if k else None
+                       for i, o, k in zip(listing["row_id"].to_pylist(), outcome, ok)],
+        "embedding": [None] * n,
         "confidence": [0.9 if k else None for k in ok],
         "top_brands": [["acme", "globex"] if k else None for k in ok],
         "top_probs": [[0.9, 0.1] if k else None for k in ok],
         "box_x0": [None] * n, "box_y0": [None] * n, "box_x1": [None] * n, "box_y1": [None] * n,
         "model_name": ["logos"] * n, "model_version": ["3"] * n, "scanned_at": [NOW] * n,
     }, schema=STAGED_SCHEMA)
+
+
+def _detection(brand: str) -> dict:
+    return {"brand": brand, "confidence": 0.9, "source": "classifier", "x0": 0, "y0": 0, "x1": 64, "y1": 48}
 
 
 def prepare(out, scan_id, n=14, date="2025-06-01", checkpoint_rows=4):

@@ -161,7 +161,7 @@ def score(labelled: LabelledSet, models: Sequence[LoadedModel], tracking_uri: st
     import ray.data
 
     for model in models:  # a brand a model cannot predict fails here, before any image is read
-        label_indices(list(labelled.brands), model.class_names, options.no_logo_class)
+        label_indices(list(labelled.brands), model.predicted_classes, options.no_logo_class)
     init_ray(address=options.ray_address)
     configure_data_context(options.progress_bars)
     use_gpu = plan_actors(options, cluster_shape())["use_gpu"]
@@ -200,12 +200,12 @@ def score(labelled: LabelledSet, models: Sequence[LoadedModel], tracking_uri: st
     ok = status == "ok"
     scored_brands = [b for b, good in zip(brands, ok) if good]
     per_model = [
-        ModelScores(ref=model.ref, class_names=model.class_names, preset=model.preset.to_dict(),
-                    labels=np.asarray(label_indices(scored_brands, model.class_names, options.no_logo_class),
+        ModelScores(ref=model.ref, class_names=model.predicted_classes, preset=model.preset.to_dict(),
+                    labels=np.asarray(label_indices(scored_brands, model.predicted_classes, options.no_logo_class),
                                       dtype=np.int64),
                     probs=np.asarray(joined[f"probs_{j}"], dtype=np.float32)[ok],
-                    no_logo=model.class_names.index(options.no_logo_class)
-                    if options.no_logo_class in model.class_names else None)
+                    no_logo=model.predicted_classes.index(options.no_logo_class)
+                    if options.no_logo_class in model.predicted_classes else None)
         for j, model in enumerate(models)
     ]
     kinds = [None if k is None or (isinstance(k, float) and np.isnan(k)) else str(k) for k in joined["error_kind"]]

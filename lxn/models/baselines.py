@@ -40,6 +40,9 @@ class TorchvisionMobileNetV3(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
+    def get_classifier(self) -> nn.Linear:
+        return self.net.classifier[-1]
+
     def reset_classifier(self, num_classes: int) -> None:
         self.net.classifier[-1] = nn.Linear(self.embedding_dim, num_classes)
         nn.init.normal_(self.net.classifier[-1].weight, 0, 0.01)

@@ -174,6 +174,10 @@ class LogoXpertNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
+    def get_classifier(self) -> nn.Linear:
+        """The last layer: logits = get_classifier()(forward_head(x, pre_logits=True))."""
+        return self.classifier
+
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier with a freshly initialised one for `num_classes` classes."""
         self.classifier = nn.Linear(self.embedding_dim, num_classes)

@@ -49,6 +49,8 @@ class ScanConfig:
     top_k: int = setting(5, "brands with probabilities kept per image")
     no_logo_class: str = setting("no-logo", "the model's class meaning 'no logo': `brand` is null when it is the top-1")
     tiles: list[int] | None = setting(None, "multi-scale mode: also classify overlapping N x N grids of tiles (e.g. --tiles 2 3) and report the best tile's box")
+    embeddings: Literal["float16", "int8"] | None = setting(None, "store each ok row's embedding (the chosen tile's, a unit vector) in the report's `embedding` column, as float16 or int8, for jobs/search.py")
+    unknown_below: float | None = setting(None, "open set: an image whose embedding's cosine similarity to every brand (class or prototype) is below this is an unknown mark, not a brand (default: the version's lxn.unknown_below tag, else off)")
     batch_size: int = setting(32, "images per model call (and per Ray Data batch)")
     actors: int = setting(1, "predictor actors, each loading the model once: the pool's size, or its minimum with --max-actors")
     max_actors: int | None = setting(None, "let the actor pool grow to this many actors as work queues up (an autoscaling cluster adds nodes for them)")
@@ -86,6 +88,8 @@ class ScanConfig:
             problems.append(f"sizes must satisfy 0 <= --min-size <= --max-size, got {self.min_size} and {self.max_size}")
         if self.max_bytes < 1 or self.max_pixels < 1:
             problems.append("--max-bytes and --max-pixels must be positive")
+        if self.unknown_below is not None and not -1.0 <= self.unknown_below <= 1.0:
+            problems.append(f"--unknown-below is a cosine similarity within -1..1, got {self.unknown_below}")
         if self.tiles is not None and any(not 2 <= g <= _MAX_GRID for g in self.tiles):
             problems.append(f"--tiles takes grid sizes within 2..{_MAX_GRID} (the whole image is always a tile), got {self.tiles}")
         if self.date is not None:
@@ -171,5 +175,8 @@ def derive_scan_id(config: ScanConfig, *, date: str, out: str, sources: list[str
         "max_bytes": config.max_bytes,
         "max_pixels": config.max_pixels,
     }
+    # Added later: only when set, so the ids of scans without them stay what they were.
+    shaping.update({k: v for k, v in (("embeddings", config.embeddings), ("unknown_below", config.unknown_below))
+                    if v is not None})
     digest = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:10]
     return f"{date}-{digest}"

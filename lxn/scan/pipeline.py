@@ -38,13 +38,13 @@ from lxn.scan.report import (
     StagedResults,
     finish_commit,
     list_files,
+    load_covered,
     read_manifest,
     recover,
     staged_row_ids,
     unfinished_scans,
     write_intent,
 )
-from lxn.scan.state import load_covered
 
 __all__ = ["ScanResult", "run", "format_summary", "plan_actors", "configure_data_context", "decode_memory"]
 
@@ -68,7 +68,7 @@ class ScanResult:
 
 def run(config: ScanConfig) -> ScanResult:
     """Run (or resume, or find already committed) the scan that `config` describes."""
-    from lxn.registry import scan_threshold
+    from lxn.registry import scan_threshold, scan_unknown_below
     from lxn.tracking import RunTracker, check_tracking, load_model, resolve_model_uri, version_tags
 
     started = time.monotonic()
@@ -84,9 +84,13 @@ def run(config: ScanConfig) -> ScanResult:
     storage.check_writable(layout.out, "scan report")
     tracking_uri = check_tracking(config.tracking_uri)
     ref = resolve_model_uri(config.model, tracking_uri)  # once: every row records this version
-    threshold, threshold_source = scan_threshold(config.threshold, version_tags(ref, tracking_uri))
-    config = dataclasses.replace(config, threshold=threshold)  # the scan id and every row use this one
-    log.info("no-logo threshold %.3f: %s", threshold, threshold_source)
+    tags = version_tags(ref, tracking_uri)
+    threshold, threshold_source = scan_threshold(config.threshold, tags)
+    unknown_below, unknown_source = scan_unknown_below(config.unknown_below, tags)
+    # the scan id and every row use these
+    config = dataclasses.replace(config, threshold=threshold, unknown_below=unknown_below)
+    log.info("no-logo threshold %.3f: %s; open-set cut: %s (%s)", threshold, threshold_source, unknown_below,
+             unknown_source)
     scan_id = derive_scan_id(config, date=date, out=layout.out, sources=sources, manifest=manifest, model_uri=ref.uri)
 
     recovered = recover(layout)
@@ -105,9 +109,13 @@ def run(config: ScanConfig) -> ScanResult:
     try:
         tracker.set_tags({"lxn.kind": "scan", "model_name": ref.name, "model_version": ref.version, "scan_date": date})
         tracker.log_params({**to_dict(config), "resolved_model": ref.uri, "scan_id": scan_id,
-                            "threshold_source": threshold_source})
+                            "threshold_source": threshold_source, "unknown_below_source": unknown_source})
         loaded = load_model(ref.uri, tracking_uri, "cpu")  # preset and classes; a bad model fails here
-        preset, class_names = loaded.preset, loaded.class_names
+        preset, class_names, prototype_count = loaded.preset, loaded.predicted_classes, len(loaded.prototypes)
+        if len(loaded.prototypes) or config.embeddings or config.unknown_below is not None:
+            from lxn.embeddings import embedding_model
+
+            embedding_model(loaded)  # a model without embeddings fails here, not in every actor
         del loaded
 
         stats = listing_mod.read_listing_stats(layout.listing(scan_id))
@@ -134,6 +142,8 @@ def run(config: ScanConfig) -> ScanResult:
             "settings": {k: v for k, v in to_dict(config).items()
                          if k not in ("source", "manifest", "model", "out", "tracking_uri", "experiment")},
             "threshold": {"value": threshold, "source": threshold_source},
+            "unknown_below": {"value": unknown_below, "source": unknown_source},
+            "prototype_brands": class_names[len(class_names) - prototype_count:] if prototype_count else [],
             "image_size": preset.image_size,
             "classes": len(class_names),
         }))
@@ -215,7 +225,8 @@ def _scan(config: ScanConfig, layout: Layout, scan_id: str, inputs: list[str], p
             fn_constructor_kwargs={"scan_id": scan_id, "tracking_uri": tracking_uri, "top_k": config.top_k,
                                    "threshold": config.threshold, "no_logo_class": config.no_logo_class,
                                    "batch_size": config.batch_size, "device": "cuda" if use_gpu else "cpu",
-                                   "threads": config.model_threads},
+                                   "threads": config.model_threads, "embeddings": config.embeddings,
+                                   "unknown_below": config.unknown_below},
             batch_size=config.batch_size,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(min_size=config.actors, max_size=config.max_actors or config.actors),

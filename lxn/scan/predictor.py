@@ -10,7 +10,14 @@ The decision for one image, from the probabilities p (softmax of the logits) of 
 * `confidence` = max p, the top-1 probability;
 * `brand` = the top-1 class, or null when it is the no-logo class or `confidence` < threshold;
 * `top_brands` / `top_probs`: the k most probable classes, most probable first (the no-logo
-  class included: it says how sure the model is that there is nothing).
+  class included: it says how sure the model is that there is nothing);
+* `detections`: every brand some tile shows, with its box (`tiling.detect`);
+* `brand_source`: "classifier" or "prototype" (a brand onboarded from examples, see
+  lxn.prototypes), "unknown" when open-set rejection (`unknown_below`) took the brand away.
+
+The exported graph serves plain scans. A model with prototypes, `--embeddings` or open-set
+rejection runs eagerly instead (`lxn.embeddings.EmbeddingModel`): one pass gives logits and
+embeddings.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 
 from lxn.scan import tiling
-from lxn.scan.report import STAGED_SCHEMA
+from lxn.scan.report import DETECTION_TYPE, STAGED_SCHEMA
 
 __all__ = ["Predictor", "decide", "softmax"]
 
@@ -64,7 +71,8 @@ class Predictor:
 
     def __init__(self, model_uri: str, *, scan_id: str, tracking_uri: str | None = None, top_k: int = 5,
                  threshold: float = 0.5, no_logo_class: str = "no-logo", batch_size: int = 32,
-                 device: str = "auto", threads: int = 0) -> None:
+                 device: str = "auto", threads: int = 0, embeddings: str | None = None,
+                 unknown_below: float | None = None) -> None:
         import torch
 
         from lxn.logs import configure_logging
@@ -81,66 +89,123 @@ class Predictor:
             raise ValueError(f"the predictor needs a resolved models:/<name>/<version> URI, got {model_uri!r}")
         self.torch = torch
         self.device = torch.device(device)
-        self.module = loaded.module
         self.image_size = loaded.preset.image_size
-        self.class_names = np.asarray(loaded.class_names, dtype=object)
+        table = loaded.prototypes
+        self.class_names = np.asarray(loaded.predicted_classes, dtype=object)
+        self.sources = np.asarray(["classifier"] * len(loaded.class_names) + ["prototype"] * len(table), dtype=object)
         self.no_logo = loaded.class_names.index(no_logo_class) if no_logo_class in loaded.class_names else None
+        self.is_brand = np.ones(len(self.class_names), dtype=bool)
+        if self.no_logo is not None:
+            self.is_brand[self.no_logo] = False
         self.model_name, self.model_version = loaded.ref.name, loaded.ref.version
         self.scan_id = scan_id
         self.top_k, self.threshold, self.batch_size = top_k, threshold, batch_size
+        self.embeddings, self.unknown_below = embeddings, unknown_below
+        self.extended = None
+        if len(table) or embeddings or unknown_below is not None:
+            from lxn.embeddings import embedding_model
+            from lxn.prototypes import ExtendedClassifier
+
+            self.module = embedding_model(loaded, self.device)
+            self.extended = ExtendedClassifier(*self.module.classifier_weights(), table)
+        else:
+            self.module = loaded.module
         import ray
 
         node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "-"
-        log.info("predictor: %s on %s (%d threads), node %s", model_uri, self.device, torch.get_num_threads(), node)
+        log.info("predictor: %s on %s (%d threads, %s), node %s", model_uri, self.device, torch.get_num_threads(),
+                 "eager, with embeddings" if self.extended else "exported graph", node)
 
-    def probabilities(self, images: np.ndarray) -> np.ndarray:
-        """uint8 (N, S, S, 3) -> float32 (N, K), in model calls of at most `batch_size`."""
+    def forward(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """uint8 (N, S, S, 3) -> probabilities float32 (N, K) over `class_names` and, on the eager
+        path, the embeddings (N, D); in model calls of at most `batch_size`."""
         torch = self.torch
-        out = np.empty((len(images), len(self.class_names)), dtype=np.float32)
+        logits = np.empty((len(images), len(self.class_names)), dtype=np.float32)
+        embeddings = np.empty((len(images), self.module.embedding_dim), dtype=np.float32) if self.extended else None
         cuda = self.device.type == "cuda"
         with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=cuda):
             for start in range(0, len(images), self.batch_size):
                 chunk = torch.from_numpy(np.ascontiguousarray(images[start : start + self.batch_size]))
-                logits = self.module(chunk.to(self.device, non_blocking=cuda))
-                out[start : start + len(chunk)] = logits.float().cpu().numpy()
-        return softmax(out)
+                out = self.module(chunk.to(self.device, non_blocking=cuda))
+                end = start + len(chunk)
+                if self.extended is None:
+                    logits[start:end] = out.float().cpu().numpy()
+                    continue
+                own, emb = (t.float().cpu().numpy() for t in out)
+                embeddings[start:end] = emb
+                logits[start:end] = self.extended.logits(emb, own)
+        return softmax(logits), embeddings
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """uint8 (N, S, S, 3) -> float32 (N, K)."""
+        return self.forward(images)[0]
+
+    def image_probabilities(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 (N, T, S, S, 3) -> the probabilities (N, K) the decision rests on, those of each
+        image's chosen tile, and that tile's index (N,). Evaluation scores through this too."""
+        probs, chosen, _ = self._tiles(pixels)
+        return probs[np.arange(len(chosen)), chosen], chosen
+
+    def _tiles(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        count, tiles = pixels.shape[:2]
+        probs, embeddings = self.forward(pixels.reshape(count * tiles, *pixels.shape[2:]))
+        probs = probs.reshape(count, tiles, -1)
+        if embeddings is not None:
+            embeddings = embeddings.reshape(count, tiles, -1)
+        chosen = tiling.best_tile(probs, self.no_logo) if tiles > 1 else np.zeros(count, dtype=np.int64)
+        return probs, chosen, embeddings
 
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         n = len(batch["uri"])
         pixels = batch["pixels"]
         if pixels.ndim != 5 or pixels.shape[2:] != (self.image_size, self.image_size, 3):
             raise ValueError(f"expected pixels of shape (N, T, {self.image_size}, {self.image_size}, 3), got {pixels.shape}")
-        tiles = pixels.shape[1]
         ok = np.asarray(batch["status"] == "ok", dtype=bool)
-        count = int(ok.sum())
         k = min(self.top_k, len(self.class_names))
-        brand = np.full(n, -1)
-        confidence = np.zeros(n, dtype=np.float32)
-        top_i = np.zeros((n, k), dtype=np.int64)
-        top_p = np.zeros((n, k), dtype=np.float32)
-        best = np.zeros(n, dtype=np.int64)
-        if count:
-            probs, chosen = self.image_probabilities(pixels[ok])
-            b, c, ti, tp = decide(probs, no_logo=self.no_logo, threshold=self.threshold, k=k)
-            brand[ok], confidence[ok], top_i[ok], top_p[ok], best[ok] = b, c, ti, tp, chosen
-        return self._table(batch, ok, brand, confidence, top_i, top_p, best, k)
+        rows = _Rows(n, k)
+        if ok.any():
+            self._decide(batch, ok, rows)
+        return self._table(batch, ok, rows)
 
-    def image_probabilities(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 (N, T, S, S, 3) -> the probabilities (N, K) the decision rests on, those of each
-        image's chosen tile, and that tile's index (N,). Evaluation scores through this too."""
-        count, tiles = pixels.shape[:2]
-        probs = self.probabilities(pixels.reshape(count * tiles, *pixels.shape[2:])).reshape(count, tiles, -1)
-        chosen = tiling.best_tile(probs, self.no_logo) if tiles > 1 else np.zeros(count, dtype=np.int64)
-        return probs[np.arange(count), chosen], chosen
+    def _decide(self, batch: dict[str, np.ndarray], ok: np.ndarray, rows: "_Rows") -> None:
+        index = np.flatnonzero(ok)
+        probs_t, chosen, emb_t = self._tiles(batch["pixels"][ok])
+        picked = np.arange(len(index))
+        probs = probs_t[picked, chosen]
+        brand, confidence, top_i, top_p = decide(probs, no_logo=self.no_logo, threshold=self.threshold, k=rows.k)
+        tile_top, tile_conf = probs_t.argmax(axis=2), probs_t.max(axis=2)
+        unknown = np.zeros(len(index), dtype=bool)
+        if self.unknown_below is not None:
+            far = self.extended.nearness(emb_t.reshape(-1, emb_t.shape[2])).reshape(emb_t.shape[:2]) < self.unknown_below
+            unknown = far[picked, chosen]
+            brand[unknown] = -1
+            tile_conf = np.where(far, 0.0, tile_conf)  # an unknown tile detects nothing
+        rows.brand[index], rows.confidence[index], rows.best[index] = brand, confidence, chosen
+        rows.top_i[index], rows.top_p[index] = top_i, top_p
+        rows.source[index] = np.where(unknown, "unknown", np.where(brand >= 0, self.sources[np.maximum(brand, 0)], None))
+        boxes = batch.get("boxes")
+        for j, i in enumerate(index):
+            tile_boxes = boxes[i] if boxes is not None else np.array([[0, 0, batch["width"][i], batch["height"][i]]])
+            rows.detections[i] = [
+                {"brand": self.class_names[c], "confidence": p, "source": self.sources[c],
+                 "x0": b[0], "y0": b[1], "x1": b[2], "y1": b[3]}
+                for c, p, b in tiling.detect(tile_top[j], tile_conf[j], tile_boxes, is_brand=self.is_brand,
+                                             threshold=self.threshold)]
+        if self.embeddings:
+            from lxn.embeddings import encode
 
-    def _table(self, batch: dict[str, np.ndarray], ok: np.ndarray, brand, confidence, top_i, top_p, best, k) -> pa.Table:
-        n = len(ok)
+            for i, value in zip(index, encode(emb_t[picked, chosen], self.embeddings)):
+                rows.embedding[i] = value
+
+    def _table(self, batch: dict[str, np.ndarray], ok: np.ndarray, rows: "_Rows") -> pa.Table:
+        n, k = len(ok), rows.k
         missing = ~ok
         offsets = pa.array(np.arange(0, n * k + 1, k, dtype=np.int32))
-        top_brands = pa.ListArray.from_arrays(offsets, pa.array(self.class_names[top_i.reshape(-1)], pa.string()),
+        top_brands = pa.ListArray.from_arrays(offsets, pa.array(self.class_names[rows.top_i.reshape(-1)], pa.string()),
                                               mask=pa.array(missing))
-        top_probs = pa.ListArray.from_arrays(offsets, pa.array(top_p.reshape(-1), pa.float32()), mask=pa.array(missing))
-        names = np.where(brand >= 0, self.class_names[np.maximum(brand, 0)], None)
+        top_probs = pa.ListArray.from_arrays(offsets, pa.array(rows.top_p.reshape(-1), pa.float32()),
+                                             mask=pa.array(missing))
+        names = np.where(rows.brand >= 0, self.class_names[np.maximum(rows.brand, 0)], None)
         columns: dict[str, Any] = {
             "row_id": pa.array(batch["row_id"], pa.int64()),
             "key_hash": pa.array(batch["key_hash"], pa.uint64()),
@@ -155,17 +220,35 @@ class Predictor:
             "error_kind": pa.array(_strings(batch["error_kind"]), pa.string()),
             "error": pa.array(_strings(batch["error"]), pa.string()),
             "brand": pa.array(names.tolist(), pa.string()),
-            "confidence": pa.array(confidence, pa.float32(), mask=missing),
+            "brand_source": pa.array(rows.source.tolist(), pa.string()),
+            "confidence": pa.array(rows.confidence, pa.float32(), mask=missing),
             "top_brands": top_brands,
             "top_probs": top_probs,
+            "detections": pa.array(rows.detections, pa.list_(DETECTION_TYPE)),
         }
         boxes = batch.get("boxes")
         no_box = missing if boxes is not None else np.ones(n, dtype=bool)
-        chosen_boxes = boxes[np.arange(n), best] if boxes is not None else np.zeros((n, 4), dtype=np.int32)
+        chosen_boxes = boxes[np.arange(n), rows.best] if boxes is not None else np.zeros((n, 4), dtype=np.int32)
         for j, name in enumerate(("box_x0", "box_y0", "box_x1", "box_y1")):
             columns[name] = pa.array(chosen_boxes[:, j], pa.int32(), mask=no_box)
+        columns["embedding"] = pa.array(rows.embedding, pa.binary())
         columns["model_name"] = pa.array([self.model_name] * n, pa.string())
         columns["model_version"] = pa.array([self.model_version] * n, pa.string())
         now = dt.datetime.now(dt.timezone.utc)
         columns["scanned_at"] = pa.array([now] * n, pa.timestamp("us", tz="UTC"))
         return pa.table(columns, schema=STAGED_SCHEMA)
+
+
+class _Rows:
+    """A batch's decided values; error rows keep the defaults (nulls)."""
+
+    def __init__(self, n: int, k: int) -> None:
+        self.k = k
+        self.brand = np.full(n, -1)
+        self.confidence = np.zeros(n, dtype=np.float32)
+        self.top_i = np.zeros((n, k), dtype=np.int64)
+        self.top_p = np.zeros((n, k), dtype=np.float32)
+        self.best = np.zeros(n, dtype=np.int64)
+        self.source = np.full(n, None, dtype=object)
+        self.detections: list[list[dict] | None] = [None] * n
+        self.embedding: list[bytes | None] = [None] * n

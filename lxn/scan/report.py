@@ -51,10 +51,12 @@ import pyarrow.parquet as pq
 import lxn
 from lxn import storage
 from lxn.images import ERROR_KINDS
+from lxn.scan.state import CoveredSet, read_covered, write_covered
 
 __all__ = [
     "REPORT_SCHEMA",
     "STAGED_SCHEMA",
+    "DETECTION_TYPE",
     "FETCH_ERROR_KINDS",
     "SETTLED_ERROR_KINDS",
     "Layout",
@@ -65,6 +67,7 @@ __all__ = [
     "staged_row_ids",
     "read_manifest",
     "committed_scans",
+    "load_covered",
     "unfinished_scans",
     "write_intent",
     "finish_commit",
@@ -85,6 +88,17 @@ SETTLED_ERROR_KINDS = frozenset(ERROR_KINDS)
 
 _UTC_US = pa.timestamp("us", tz="UTC")
 
+# One entry of `detections`: a brand some region of the image shows, its box in original pixels.
+DETECTION_TYPE = pa.struct([
+    pa.field("brand", pa.string(), nullable=False),
+    pa.field("confidence", pa.float32(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),
+    pa.field("x0", pa.int32(), nullable=False),
+    pa.field("y0", pa.int32(), nullable=False),
+    pa.field("x1", pa.int32(), nullable=False),
+    pa.field("y1", pa.int32(), nullable=False),
+])
+
 REPORT_SCHEMA = pa.schema(
     [
         pa.field("scan_id", pa.string(), nullable=False),
@@ -98,13 +112,16 @@ REPORT_SCHEMA = pa.schema(
         pa.field("error_kind", pa.string()),
         pa.field("error", pa.string()),
         pa.field("brand", pa.string()),
+        pa.field("brand_source", pa.string()),
         pa.field("confidence", pa.float32()),
         pa.field("top_brands", pa.list_(pa.string())),
         pa.field("top_probs", pa.list_(pa.float32())),
+        pa.field("detections", pa.list_(DETECTION_TYPE)),
         pa.field("box_x0", pa.int32()),
         pa.field("box_y0", pa.int32()),
         pa.field("box_x1", pa.int32()),
         pa.field("box_y1", pa.int32()),
+        pa.field("embedding", pa.binary()),
         pa.field("model_name", pa.string(), nullable=False),
         pa.field("model_version", pa.string(), nullable=False),
         pa.field("scanned_at", _UTC_US, nullable=False),
@@ -246,6 +263,19 @@ def committed_scans(layout: Layout) -> Iterator[str]:
         yield storage.basename(uri.rsplit("/", 1)[0])
 
 
+def load_covered(layout: Layout) -> CoveredSet:
+    """The union of what the committed scans under a report root covered (state.py)."""
+    arrays = []
+    for scan_id in committed_scans(layout):
+        try:
+            arrays.append(read_covered(layout.covered(scan_id)))
+        except FileNotFoundError:
+            log.warning("committed scan %s has no covered.parquet; its objects will be scanned again", scan_id)
+    covered = CoveredSet.union(arrays)
+    log.info("incremental state: %d objects covered by %d committed scans", len(covered), len(arrays))
+    return covered
+
+
 def write_intent(layout: Layout, scan_id: str, intent: dict[str, Any]) -> None:
     storage.write_text(layout.intent(scan_id), json.dumps(intent, indent=1, sort_keys=True))
 
@@ -261,7 +291,9 @@ class _Tally:
     def __init__(self) -> None:
         self.status: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
-        self.brands: Counter[str] = Counter()
+        self.brands: Counter[str] = Counter()  # appearances: detections
+        self.images_by_brand: Counter[str] = Counter()  # the `brand` column
+        self.unknown = 0
         self.no_brand = 0
         self.covered: list[np.ndarray] = []
 
@@ -274,7 +306,9 @@ class _Tally:
         ok = pc.equal(table["status"], "ok")
         self.status.update(self._values(table["status"]))
         self.errors.update(self._values(table["error_kind"]))
-        self.brands.update(self._values(table["brand"]))
+        self.images_by_brand.update(self._values(table["brand"]))
+        self.brands.update(self._values(pc.struct_field(pc.list_flatten(table["detections"]), "brand")))
+        self.unknown += pc.sum(pc.equal(table["brand_source"], "unknown")).as_py() or 0
         self.no_brand += pc.sum(pc.and_(ok, pc.is_null(table["brand"]))).as_py() or 0
         settled = pc.or_(ok, pc.fill_null(pc.is_in(table["error_kind"], pa.array(sorted(SETTLED_ERROR_KINDS))), False))
         self.covered.append(table["key_hash"].filter(settled).to_numpy())
@@ -284,8 +318,10 @@ class _Tally:
             "scanned": sum(self.status.values()),
             "ok": self.status.get("ok", 0),
             "error": self.status.get("error", 0),
-            "with_brand": sum(self.brands.values()),
+            "with_brand": sum(self.images_by_brand.values()),
             "no_brand": self.no_brand,
+            "unknown_mark": self.unknown,
+            "detections": sum(self.brands.values()),
         }
 
 
@@ -350,14 +386,13 @@ def finish_commit(layout: Layout, scan_id: str) -> dict[str, Any]:
     manifest = dict(intent)
     manifest["report"] = {"uri": final, "rows": rows, "bytes": report_bytes}
     manifest["counts"] = {**intent.get("counts", {}), **tally.counts()}
-    manifest["brands"] = dict(sorted(tally.brands.items(), key=lambda kv: (-kv[1], kv[0])))
+    manifest["brands"] = dict(sorted(tally.brands.items(), key=lambda kv: (-kv[1], kv[0])))  # appearances
+    manifest["images_by_brand"] = dict(sorted(tally.images_by_brand.items(), key=lambda kv: (-kv[1], kv[0])))
     manifest["errors_by_kind"] = dict(sorted(tally.errors.items(), key=lambda kv: (-kv[1], kv[0])))
     manifest["committed_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     manifest["lxn_version"] = lxn.__version__
     text = json.dumps(manifest, indent=1)
     storage.write_text(layout.summary(date, scan_id), text)
-    from lxn.scan.state import write_covered
-
     covered = np.concatenate(tally.covered) if tally.covered else np.zeros(0, dtype=np.uint64)
     write_covered(layout.covered(scan_id), covered)
     storage.write_text(layout.success(scan_id), text)  # the commit point of the scan

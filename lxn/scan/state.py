@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import logging
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -26,9 +25,7 @@ import pyarrow.parquet as pq
 
 from lxn import storage
 
-__all__ = ["key_hash", "key_hashes", "CoveredSet", "write_covered", "read_covered", "load_covered"]
-
-log = logging.getLogger(__name__)
+__all__ = ["key_hash", "key_hashes", "CoveredSet", "write_covered", "read_covered"]
 
 _COVERED_SCHEMA = pa.schema([("key_hash", pa.uint64())])
 
@@ -82,18 +79,3 @@ def read_covered(uri: str) -> np.ndarray:
     """The hashes of one `covered.parquet`."""
     table = pq.read_table(io.BytesIO(storage.read_bytes(uri)), columns=["key_hash"])
     return table["key_hash"].to_numpy()
-
-
-def load_covered(layout) -> CoveredSet:
-    """The union of what the committed scans under a report root (`report.Layout`) covered."""
-    from lxn.scan.report import committed_scans
-
-    arrays = []
-    for scan_id in committed_scans(layout):
-        try:
-            arrays.append(read_covered(layout.covered(scan_id)))
-        except FileNotFoundError:
-            log.warning("committed scan %s has no covered.parquet; its objects will be scanned again", scan_id)
-    covered = CoveredSet.union(arrays)
-    log.info("incremental state: %d objects covered by %d committed scans", len(covered), len(arrays))
-    return covered

@@ -10,10 +10,21 @@ of the side and its stride is half that: a logo on a tile border is whole in the
 Tiles are squeezed to S x S exactly as the whole image is (the eval preset's resize), so a tile
 looks to the model like the images it was trained on.
 
-The reported prediction is the most brand-like tile's: the tile whose largest probability over
-the brand classes (every class but no-logo) is highest; the whole image is tile 0 and wins ties.
-Boxes are `(x0, y0, x1, y1)` in the original image's displayed pixels (EXIF orientation
-applied), x1/y1 exclusive.
+The image's prediction (`brand`, `confidence`) is the most brand-like tile's: the tile whose
+largest probability over the brand classes (every class but no-logo) is highest; the whole image
+is tile 0 and wins ties. Boxes are `(x0, y0, x1, y1)` in the original image's displayed pixels
+(EXIF orientation applied), x1/y1 exclusive.
+
+Detections (`detections`) are every brand the tiles see: a tile is a candidate when its top-1
+class is a brand at or above the threshold (the rule `brand` follows for the whole image).
+Candidates are taken most confident first; one whose box overlaps an earlier detection's first
+box of the same brand by at least half of the smaller box is that logo seen again (neighbours of
+a grid overlap by exactly half, and a tile lies inside the coarser tiles around it). A detection
+keeps its best confidence; its box is the common part of the tiles that saw it, where a logo
+seen whole by all of them must be, or the box around them when they share none (a logo bigger
+than a tile). Candidates of different brands never suppress each other (a shirt in front of a
+banner). Two logos of one brand far apart stay two unless a coarser tile that holds both is more
+confident than either (then they are one detection around both).
 """
 
 from __future__ import annotations
@@ -22,7 +33,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["tile_count", "grid_boxes", "scale_boxes", "crop_tiles", "best_tile"]
+__all__ = ["tile_count", "grid_boxes", "scale_boxes", "crop_tiles", "best_tile", "detect", "MERGE_OVERLAP"]
+
+# Same-brand candidates overlapping by this share of the smaller box are one logo (see above).
+MERGE_OVERLAP = 0.5
 
 
 def tile_count(grids: Sequence[int]) -> int:
@@ -75,3 +89,41 @@ def best_tile(probs: np.ndarray, no_logo: int | None) -> np.ndarray:
     if no_logo is not None and probs.shape[2] > 1:
         brand = np.delete(probs, no_logo, axis=2)
     return np.argmax(brand.max(axis=2), axis=1)  # argmax returns the first maximum: tile 0 wins ties
+
+
+def detect(top: np.ndarray, confidence: np.ndarray, boxes: np.ndarray, *, is_brand: np.ndarray,
+           threshold: float) -> list[tuple[int, float, tuple[int, int, int, int]]]:
+    """One image's detections from its T tiles: `top` (T,) class of each tile, `confidence` (T,)
+    its probability, `boxes` (T, 4), `is_brand` (K,) which classes are brands. Returns
+    [(class, confidence, box)], most confident first (ties: the earlier tile, the whole image
+    first)."""
+    candidates = np.flatnonzero(is_brand[top] & (confidence >= threshold))
+    order = candidates[np.argsort(-confidence[candidates], kind="stable")]
+    kept: list[tuple[int, float, np.ndarray, list[np.ndarray]]] = []  # class, confidence, seed box, members
+    for t in order:
+        box = boxes[t].astype(np.int64)
+        for cls, _, seed, members in kept:
+            if cls == top[t] and _overlap(seed, box) >= MERGE_OVERLAP * min(_area(seed), _area(box)) > 0:
+                members.append(box)
+                break
+        else:
+            kept.append((int(top[t]), float(confidence[t]), box, [box]))
+    return [(cls, p, _where(members)) for cls, p, _, members in kept]
+
+
+def _where(members: list[np.ndarray]) -> tuple[int, int, int, int]:
+    """Where the logo that every member tile sees is: their common part, or, when they have
+    none (a logo bigger than a tile), the box around them all."""
+    stacked = np.stack(members)
+    inner = np.concatenate([stacked[:, :2].max(axis=0), stacked[:, 2:].min(axis=0)])
+    if inner[2] <= inner[0] or inner[3] <= inner[1]:
+        inner = np.concatenate([stacked[:, :2].min(axis=0), stacked[:, 2:].max(axis=0)])
+    return tuple(int(v) for v in inner)
+
+
+def _overlap(a: np.ndarray, b: np.ndarray) -> int:
+    return int(max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1])))
+
+
+def _area(box: np.ndarray) -> int:
+    return int(max(0, box[2] - box[0]) * max(0, box[3] - box[1]))

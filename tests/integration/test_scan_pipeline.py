@@ -328,3 +328,41 @@ def test_predictor_decides_without_ray(store, tmp_path):
     assert len(predict(top_k=2)[0]["top_brands"]) == 2
     with pytest.raises(ValueError, match="resolved models:/<name>/<version>"):
         Predictor("models:/redspot@champion", scan_id="s", tracking_uri=store)
+
+
+def test_every_brand_in_a_picture_is_a_detection_with_its_box(store, tmp_path):
+    """A 640x480 press-like frame with a red (acme) and a blue (globex) mark, each ~1/5 of the
+    short side: the whole image sees neither; the tiles see both, once each, where they are."""
+    from tests.known_models import TwoSpotter, register_spotter
+
+    tracker = RunTracker.start("lxn-test", "two-spotter", store)
+    ref = register_spotter(tracker, TwoSpotter(), "two-spots")
+    tracker.finish()
+    truth = {"acme": (40, 60, 140, 160), "globex": (470, 330, 590, 450)}
+    image = Image.new("RGB", (640, 480), (128, 128, 128))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle([*truth["acme"][:2], truth["acme"][2] - 1, truth["acme"][3] - 1], fill=(255, 0, 0))
+    draw.rectangle([*truth["globex"][:2], truth["globex"][2] - 1, truth["globex"][3] - 1], fill=(0, 0, 255))
+    image.save(tmp_path / "scene.png")
+    batch = {"row_id": np.arange(1), "uri": np.array([str(tmp_path / "scene.png")], object), "etag": np.array(["e"], object),
+             "size": np.array([1]), "last_modified": np.array(["2025-01-01T00:00"], "datetime64[us]"),
+             "key_hash": np.arange(1, dtype=np.uint64)}
+
+    def predict(grids):
+        decoded = fetch_and_decode(dict(batch), preset=Preset(image_size=64, mean=(0.5,) * 3, std=(0.5,) * 3,
+                                                              denoise_sigma=0).to_dict(),
+                                   grids=grids, max_bytes=10**7, max_pixels=10**7)
+        return Predictor(ref.uri, scan_id="s", tracking_uri=store)(decoded).to_pylist()[0]
+
+    whole = predict(())
+    assert whole["brand"] is None and whole["detections"] == []
+    row = predict((2, 3))
+    found = {d["brand"]: d for d in row["detections"]}
+    assert [d["brand"] for d in row["detections"]].count("acme") == 1 and len(row["detections"]) == 2
+    assert row["brand"] == row["detections"][0]["brand"] and row["confidence"] == row["detections"][0]["confidence"]
+    assert all(d["source"] == "classifier" and d["confidence"] >= 0.5 for d in row["detections"])
+    for brand, (x0, y0, x1, y1) in truth.items():
+        d = found[brand]
+        inter = max(0, min(x1, d["x1"]) - max(x0, d["x0"])) * max(0, min(y1, d["y1"]) - max(y0, d["y0"]))
+        assert inter == (x1 - x0) * (y1 - y0), (brand, d)  # the box holds the whole mark...
+        assert (d["x1"] - d["x0"]) * (d["y1"] - d["y0"]) <= 320 * 240  # ...and is no bigger than a 3x3 tile

@@ -54,8 +54,10 @@ def test_commit_publishes_one_report_that_every_reader_sees(tmp_path):
     manifest = finish_commit(layout, "2025-06-01-abc")
     report = out / "dt=2025-06-01" / "scan-2025-06-01-abc.parquet"
     assert manifest["report"] == {"uri": str(report), "rows": 14, "bytes": report.stat().st_size}
-    assert manifest["counts"] == {"listed": 14, "scanned": 14, "ok": 8, "error": 6, "with_brand": 6, "no_brand": 2}
-    assert manifest["brands"] == {"acme": 4, "globex": 2}
+    assert manifest["counts"] == {"listed": 14, "scanned": 14, "ok": 8, "error": 6, "with_brand": 6, "no_brand": 2,
+                                  "unknown_mark": 0, "detections": 8}
+    assert manifest["brands"] == {"acme": 4, "globex": 4}  # appearances: two pictures also show a globex
+    assert manifest["images_by_brand"] == {"acme": 4, "globex": 2}
     assert manifest["errors_by_kind"] == {"missing": 2, "not_an_image": 2, "truncated": 2}
     assert read_manifest(layout, "2025-06-01-abc") == manifest
     assert json.loads((out / "dt=2025-06-01" / "_scan-2025-06-01-abc.json").read_text()) == manifest

@@ -5,7 +5,7 @@ import pytest
 
 from lxn.presets import Preset
 from lxn.presets import decode_side as decode_size
-from lxn.scan.tiling import best_tile, crop_tiles, grid_boxes, scale_boxes, tile_count
+from lxn.scan.tiling import best_tile, crop_tiles, detect, grid_boxes, scale_boxes, tile_count
 
 
 def test_whole_image_first_then_overlapping_grids():
@@ -75,3 +75,55 @@ def test_best_tile_is_the_most_brand_like_and_ignores_no_logo():
     assert best_tile(probs, no_logo=None).tolist() == [1, 2]
     with pytest.raises(ValueError, match=r"\(N, T, K\)"):
         best_tile(probs[0], no_logo=None)
+
+
+# ------------------------------------------------------------------------------ detections
+
+BRANDS = np.array([True, True, True, False])  # class 3 is no-logo
+
+
+def test_every_brand_a_tile_sees_is_a_detection_best_first():
+    boxes = np.array([[0, 0, 600, 400], [0, 0, 300, 200], [300, 200, 600, 400], [300, 0, 600, 200]])
+    top = np.array([0, 0, 1, 3])           # whole image and a tile: brand 0; another tile brand 1; no-logo
+    conf = np.array([0.7, 0.9, 0.8, 0.99])
+    found = detect(top, conf, boxes, is_brand=BRANDS, threshold=0.5)
+    # brand 0's tile lies inside the whole image: one logo, at its best confidence, its box the tile
+    assert found == [(0, 0.9, (0, 0, 300, 200)), (1, 0.8, (300, 200, 600, 400))]
+
+
+def test_below_threshold_and_no_logo_tiles_detect_nothing():
+    boxes = np.array([[0, 0, 10, 10], [0, 0, 5, 5]])
+    assert detect(np.array([3, 1]), np.array([0.99, 0.49]), boxes, is_brand=BRANDS, threshold=0.5) == []
+    assert detect(np.array([3, 1]), np.array([0.99, 0.5]), boxes, is_brand=BRANDS, threshold=0.5) == [(1, 0.5, (0, 0, 5, 5))]
+
+
+def test_neighbouring_tiles_that_see_one_logo_become_one_box_where_they_overlap():
+    boxes = grid_boxes(400, 400, (3,))  # 3x3 tiles of 200 px, stride 100
+    top = np.full(len(boxes), 3)
+    conf = np.full(len(boxes), 0.9)
+    top[[1, 2]] = 2  # the first two tiles of the top row both see brand 2 (a logo at x 100..200)
+    conf[1], conf[2] = 0.8, 0.95
+    assert detect(top, conf, boxes, is_brand=BRANDS, threshold=0.5) == [(2, 0.95, (100, 0, 200, 200))]
+
+
+def test_two_logos_of_one_brand_apart_stay_two_and_other_brands_never_suppress():
+    boxes = grid_boxes(400, 400, (3,))
+    top = np.full(len(boxes), 3)
+    conf = np.full(len(boxes), 0.9)
+    top[[1, 9]] = 0    # opposite corners: no overlap
+    top[2] = 1         # overlaps tile 1 by half, another brand
+    found = detect(top, conf, boxes, is_brand=BRANDS, threshold=0.5)
+    assert sorted(c for c, _, _ in found) == [0, 0, 1]
+    assert {b for c, _, b in found if c == 0} == {(0, 0, 200, 200), (200, 200, 400, 400)}
+
+
+def test_a_small_overlap_of_one_brand_is_two_detections():
+    boxes = np.array([[0, 0, 100, 100], [60, 60, 160, 160]])  # overlap 40x40: 16% of either box
+    found = detect(np.array([0, 0]), np.array([0.9, 0.8]), boxes, is_brand=BRANDS, threshold=0.5)
+    assert [b for _, _, b in found] == [(0, 0, 100, 100), (60, 60, 160, 160)]
+
+
+def test_a_logo_bigger_than_a_tile_is_one_detection_around_the_tiles_that_see_it():
+    boxes = grid_boxes(200, 100, (2, 3))
+    found = detect(np.zeros(len(boxes), dtype=int), np.ones(len(boxes)), boxes, is_brand=BRANDS, threshold=0.5)
+    assert found == [(0, 1.0, (0, 0, 200, 100))]

@@ -1,0 +1,218 @@
+"""Onboarding brands from a few examples: `add`, `remove` and `list` over registered versions.
+
+`add` embeds the example images through the scan's own fetch and decode path and the model's
+pre-logits layer, makes the brand's prototype (lxn.prototypes) and registers a new version of
+the same registered model: the same weights, the source version's threshold and open-set tags,
+and the grown prototype table in its metadata. The alias the command named (`--model
+models:/NAME@ALIAS`, or `--alias`) then moves to the new version, under the registry lock that
+promotion takes, after checking that it still points at the source version; moving `champion`
+keeps the old one as `previous-champion` (so `jobs/promote.py --rollback` undoes it). `remove`
+does the same with the brand left out. Bad input (no decodable example, a name the model knows,
+a model without embeddings) fails before anything is registered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+from typing import Any
+
+import numpy as np
+
+from lxn import registry, storage
+from lxn.config import setting
+from lxn.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+
+__all__ = ["BrandsConfig", "BrandChange", "add", "remove", "listing", "ALIAS_MOVED_FROM"]
+
+log = logging.getLogger(__name__)
+
+ALIAS_MOVED_FROM = "lxn.alias_moved_from"  # on the new version: "<alias>=<old version>"
+_EXAMPLE_EXTENSIONS = ("jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff")
+_BRAND_RE = re.compile(r"^[\w][\w .&'+\-]{0,99}$")
+# tags the new version inherits: what its classifier part was measured and tuned to
+_INHERITED_TAGS = (registry.THRESHOLD, registry.THRESHOLD_TARGET, registry.THRESHOLD_SOURCE, registry.UNKNOWN_BELOW,
+                   registry.DATASET, registry.RUN_NAME)
+
+
+@dataclasses.dataclass(frozen=True)
+class BrandsConfig:
+    model: str = setting("models:/logoxpertnet@champion", "models:/<name>@<alias> or models:/<name>/<version>: the version to extend")
+    brand: str | None = setting(None, "the brand to add or remove")
+    examples: str | None = setting(None, "folder or prefix (local or s3://) of the brand's example images (add)", uri="input")
+    alias: str | None = setting(None, "alias to move to the new version (default: the alias --model names; none for a version number)")
+    min_examples: int = setting(1, "refuse fewer decodable examples than this")
+    max_examples: int = setting(50, "use at most this many examples (the first, in key order)")
+    tracking_uri: str | None = setting(None, "MLflow tracking URI (default: MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)", uri="tracking")
+    experiment: str = setting("lxn-brands", "MLflow experiment of the runs that log the new versions")
+    max_bytes: int = setting(DEFAULT_MAX_BYTES, "example objects larger than this are skipped")
+    max_pixels: int = setting(DEFAULT_MAX_PIXELS, "decompression-bomb cap per example")
+
+    def __post_init__(self) -> None:
+        if self.brand is not None and not _BRAND_RE.match(self.brand):
+            raise ValueError(f"--brand {self.brand!r}: use 1-100 letters, digits, spaces or . & ' + - _ "
+                             "(it becomes a report value and a tag)")
+        if not 1 <= self.min_examples <= self.max_examples:
+            raise ValueError("need 1 <= --min-examples <= --max-examples")
+
+
+@dataclasses.dataclass
+class BrandChange:
+    source: str                 # models:/name/version the change started from
+    version: str                # the new version
+    alias: str | None           # the alias moved to it
+    brands: list[str]           # the new version's prototype brands
+    examples: int = 0           # embedded examples (add)
+    skipped: dict[str, int] = dataclasses.field(default_factory=dict)  # examples not decoded, by error kind
+    run_id: str | None = None
+
+
+def _examples(config: BrandsConfig, preset) -> tuple[np.ndarray, list[str], dict[str, int]]:
+    """The decodable examples under --examples as (n, S, S, 3) pixels, their URIs, and the
+    skipped ones by error kind; raises when too few decode."""
+    from lxn.scan.fetch import fetch_and_decode
+
+    found = sorted(storage.iter_objects(config.examples, extensions=_EXAMPLE_EXTENSIONS), key=lambda i: i.uri)
+    if not found:
+        raise ValueError(f"no image files ({', '.join(_EXAMPLE_EXTENSIONS)}) under --examples {config.examples}")
+    found = found[: config.max_examples]
+    n = len(found)
+    batch = {"uri": np.array([i.uri for i in found], dtype=object), "size": np.array([i.size for i in found])}
+    decoded = fetch_and_decode(batch, preset=preset.to_dict(), max_bytes=config.max_bytes, max_pixels=config.max_pixels)
+    ok = decoded["status"] == "ok"
+    skipped: dict[str, int] = {}
+    for kind in decoded["error_kind"][~ok]:
+        skipped[kind] = skipped.get(kind, 0) + 1
+    if ok.sum() < config.min_examples:
+        raise ValueError(f"only {int(ok.sum())} of {n} files under --examples {config.examples} decode "
+                         f"(need {config.min_examples}; not decoded: {skipped or 'none'}); nothing was registered")
+    return decoded["pixels"][ok, 0], [str(u) for u in decoded["uri"][ok]], skipped
+
+
+def _embed(model, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(pixels), batch_size):
+            out.append(model(torch.from_numpy(np.ascontiguousarray(pixels[start:start + batch_size])))[1].numpy())
+    return np.concatenate(out)
+
+
+def _target_alias(config: BrandsConfig) -> str | None:
+    if config.alias:
+        return config.alias
+    _, _, alias = config.model.partition("@")
+    return alias or None
+
+
+def _load(config: BrandsConfig):
+    from lxn.embeddings import embedding_model
+    from lxn.tracking import check_tracking, load_model, resolve_model_uri
+
+    tracking_uri = check_tracking(config.tracking_uri)
+    ref = resolve_model_uri(config.model, tracking_uri)
+    loaded = load_model(ref.uri, tracking_uri)
+    return tracking_uri, ref, loaded, embedding_model(loaded)  # NoEmbeddings (a ValueError) before any work
+
+
+def _need(config: BrandsConfig, command: str) -> None:
+    if not config.brand:
+        raise ValueError(f"`{command}` needs --brand NAME")
+    if command == "add" and not config.examples:
+        raise ValueError("`add` needs --examples URI (a folder or prefix of 5-20 images of the brand)")
+
+
+def add(config: BrandsConfig) -> BrandChange:
+    _need(config, "add")
+    tracking_uri, ref, loaded, model = _load(config)
+    table = loaded.prototypes
+    table.added(config.brand, np.zeros((1, model.embedding_dim), np.float32), "", loaded.class_names)  # name check first
+    pixels, uris, skipped = _examples(config, loaded.preset)
+    embeddings = _embed(model, pixels)
+    grown = table.added(config.brand, embeddings, storage.normalize_uri(config.examples), loaded.class_names)
+    log.info("%s: prototype of %r from %d examples (%d skipped)", ref.uri, config.brand, len(uris), sum(skipped.values()))
+    change = _register(config, tracking_uri, ref, loaded, model, grown,
+                       {"action": "add", "brand": config.brand, "examples": len(uris), "examples_uri": config.examples})
+    change.examples, change.skipped = len(uris), skipped
+    return change
+
+
+def remove(config: BrandsConfig) -> BrandChange:
+    _need(config, "remove")
+    tracking_uri, ref, loaded, model = _load(config)
+    shrunk = loaded.prototypes.removed(config.brand)
+    return _register(config, tracking_uri, ref, loaded, model, shrunk, {"action": "remove", "brand": config.brand})
+
+
+def listing(config: BrandsConfig) -> dict[str, Any]:
+    """The version's brands: trained classes and prototypes (with their example counts)."""
+    from lxn.tracking import check_tracking, load_model, resolve_model_uri
+
+    tracking_uri = check_tracking(config.tracking_uri)
+    ref = resolve_model_uri(config.model, tracking_uri)
+    loaded = load_model(ref.uri, tracking_uri)
+    return {"model": ref.uri, "classes": loaded.class_names,
+            "prototypes": [{"brand": p.brand, "examples": p.examples, "source": p.source, "added_at": p.added_at}
+                           for p in loaded.prototypes.prototypes]}
+
+
+def _register(config: BrandsConfig, tracking_uri: str, ref, loaded, model, table, params: dict) -> BrandChange:
+    from lxn.tracking import RunTracker, log_model, registry_client, version_tags
+
+    alias = _target_alias(config)
+    client = registry_client(tracking_uri)
+    if alias:
+        pointed = _alias_version(client, ref.name, alias)
+        if pointed is not None and pointed != ref.version:
+            raise ValueError(f"alias {alias!r} points at v{pointed}, not at the source v{ref.version}: "
+                             f"name the version to move it from with --model models:/{ref.name}@{alias}")
+    source_tags = version_tags(ref, tracking_uri)
+    tags = {k: source_tags[k] for k in _INHERITED_TAGS if k in source_tags}
+    tags[registry.DERIVED_FROM] = ref.uri
+    tags[registry.PROTOTYPE_BRANDS] = ",".join(table.brands)
+    tracker = RunTracker.start(config.experiment, f"{params['action']}-{config.brand}", tracking_uri)
+    try:
+        tracker.set_tags({"lxn.kind": "brands", "source_model": ref.uri})
+        tracker.log_params({**params, "source_model": ref.uri, "prototype_brands": ",".join(table.brands) or "-"})
+        new = log_model(tracker, model.model.eval(), preset=loaded.preset, class_names=loaded.class_names,
+                        model_config=loaded.model_config, registered_model=ref.name, alias=None, tags=tags,
+                        recipe=loaded.metadata.get("recipe"), extra_metadata=table.to_metadata())
+        if alias:
+            try:
+                _move_alias(client, ref, new, alias)
+            except Exception:
+                client.delete_model_version(new.name, new.version)  # nothing half-done stays registered
+                raise
+        tracker.set_tags({"new_model": new.uri})
+        tracker.finish()
+    except BaseException:
+        tracker.finish("FAILED")
+        raise
+    log.info("registered %s (%s): prototypes %s%s", new.uri, params["action"], table.brands or "none",
+             f", alias {alias} moved from v{ref.version}" if alias else "")
+    return BrandChange(ref.uri, new.version, alias, table.brands, run_id=tracker.run_id)
+
+
+def _alias_version(client, name: str, alias: str) -> str | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def _move_alias(client, ref, new, alias: str) -> None:
+    from lxn.promote import PromotionConflict, registry_lock
+
+    with registry_lock(client, ref.name):
+        pointed = _alias_version(client, ref.name, alias)
+        if pointed is not None and pointed != ref.version:
+            raise PromotionConflict(f"alias {alias!r} moved to v{pointed} while the brand was being added "
+                                    f"(a promotion?); the new version was not kept: run the command again")
+        if alias == registry.CHAMPION and pointed is not None:
+            client.set_registered_model_alias(ref.name, registry.PREVIOUS_CHAMPION, pointed)
+        client.set_registered_model_alias(ref.name, alias, new.version)
+        client.set_model_version_tag(ref.name, new.version, ALIAS_MOVED_FROM, f"{alias}={pointed or '-'}")
