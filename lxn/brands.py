@@ -23,6 +23,7 @@ import numpy as np
 from lxn import registry, storage
 from lxn.config import setting
 from lxn.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from lxn.prototypes import prototype_vector
 
 __all__ = ["BrandsConfig", "BrandChange", "add", "remove", "listing", "ALIAS_MOVED_FROM"]
 
@@ -41,6 +42,9 @@ class BrandsConfig:
     model: str = setting("models:/logoxpertnet@champion", "models:/<name>@<alias> or models:/<name>/<version>: the version to extend")
     brand: str | None = setting(None, "the brand to add or remove")
     examples: str | None = setting(None, "folder or prefix (local or s3://) of the brand's example images (add)", uri="input")
+    reference: str | None = setting(None, "folder or prefix of typical images (trained brands, no logo; e.g. a sample of last night's bucket) to calibrate the new prototype on: it may take at most --max-taken of them from the trained brands (without it the prototype is uncalibrated)", uri="input")
+    max_taken: float = setting(0.01, "with --reference: the share of reference images the new brand may take")
+    reference_max: int = setting(500, "use at most this many reference images")
     alias: str | None = setting(None, "alias to move to the new version (default: the alias --model names; none for a version number)")
     min_examples: int = setting(1, "refuse fewer decodable examples than this")
     max_examples: int = setting(50, "use at most this many examples (the first, in key order)")
@@ -55,6 +59,8 @@ class BrandsConfig:
                              "(it becomes a report value and a tag)")
         if not 1 <= self.min_examples <= self.max_examples:
             raise ValueError("need 1 <= --min-examples <= --max-examples")
+        if not 0.0 <= self.max_taken < 1.0 or self.reference_max < 1:
+            raise ValueError("need 0 <= --max-taken < 1 and --reference-max >= 1")
 
 
 @dataclasses.dataclass
@@ -64,19 +70,21 @@ class BrandChange:
     alias: str | None           # the alias moved to it
     brands: list[str]           # the new version's prototype brands
     examples: int = 0           # embedded examples (add)
+    calibration: dict[str, Any] | None = None  # add with --reference
     skipped: dict[str, int] = dataclasses.field(default_factory=dict)  # examples not decoded, by error kind
     run_id: str | None = None
 
 
-def _examples(config: BrandsConfig, preset) -> tuple[np.ndarray, list[str], dict[str, int]]:
-    """The decodable examples under --examples as (n, S, S, 3) pixels, their URIs, and the
-    skipped ones by error kind; raises when too few decode."""
+def _images(uri: str, preset, config: BrandsConfig, *, limit: int, need: int, what: str
+            ) -> tuple[np.ndarray, list[str], dict[str, int]]:
+    """The decodable images under `uri` (the first `limit` in key order) as (n, S, S, 3) pixels,
+    their URIs, and the skipped ones by error kind; raises when fewer than `need` decode."""
     from lxn.scan.fetch import fetch_and_decode
 
-    found = sorted(storage.iter_objects(config.examples, extensions=_EXAMPLE_EXTENSIONS), key=lambda i: i.uri)
+    found = sorted(storage.iter_objects(uri, extensions=_EXAMPLE_EXTENSIONS), key=lambda i: i.uri)
     if not found:
-        raise ValueError(f"no image files ({', '.join(_EXAMPLE_EXTENSIONS)}) under --examples {config.examples}")
-    found = found[: config.max_examples]
+        raise ValueError(f"no image files ({', '.join(_EXAMPLE_EXTENSIONS)}) under {what} {uri}")
+    found = found[:limit]
     n = len(found)
     batch = {"uri": np.array([i.uri for i in found], dtype=object), "size": np.array([i.size for i in found])}
     decoded = fetch_and_decode(batch, preset=preset.to_dict(), max_bytes=config.max_bytes, max_pixels=config.max_pixels)
@@ -84,20 +92,44 @@ def _examples(config: BrandsConfig, preset) -> tuple[np.ndarray, list[str], dict
     skipped: dict[str, int] = {}
     for kind in decoded["error_kind"][~ok]:
         skipped[kind] = skipped.get(kind, 0) + 1
-    if ok.sum() < config.min_examples:
-        raise ValueError(f"only {int(ok.sum())} of {n} files under --examples {config.examples} decode "
-                         f"(need {config.min_examples}; not decoded: {skipped or 'none'}); nothing was registered")
+    if ok.sum() < need:
+        raise ValueError(f"only {int(ok.sum())} of {n} files under {what} {uri} decode "
+                         f"(need {need}; not decoded: {skipped or 'none'}); nothing was registered")
     return decoded["pixels"][ok, 0], [str(u) for u in decoded["uri"][ok]], skipped
 
 
-def _embed(model, pixels: np.ndarray, batch_size: int = 32) -> np.ndarray:
+def _forward(model, pixels: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """(logits, embeddings) of uint8 images."""
     import torch
 
-    out = []
+    logits, embeddings = [], []
     with torch.inference_mode():
         for start in range(0, len(pixels), batch_size):
-            out.append(model(torch.from_numpy(np.ascontiguousarray(pixels[start:start + batch_size])))[1].numpy())
-    return np.concatenate(out)
+            out = model(torch.from_numpy(np.ascontiguousarray(pixels[start:start + batch_size])))
+            logits.append(out[0].numpy())
+            embeddings.append(out[1].numpy())
+    return np.concatenate(logits), np.concatenate(embeddings)
+
+
+def _calibration(config: BrandsConfig, loaded, model, vector: np.ndarray, examples: tuple[np.ndarray, np.ndarray]
+                 ) -> tuple[float, dict[str, Any] | None]:
+    from lxn.prototypes import ExtendedClassifier, Prototype, PrototypeTable, calibrate_offset
+
+    if not config.reference:
+        log.warning("no --reference: the prototype of %r is uncalibrated and may take many images of the trained "
+                    "brands (see the README's onboarding figures)", config.brand)
+        return 0.0, None
+    pixels, uris, _ = _images(config.reference, loaded.preset, config, limit=config.reference_max, need=20,
+                              what="--reference")
+    logits, embeddings = _forward(model, pixels)
+    weight, bias = model.classifier_weights()
+    offset = calibrate_offset(weight, bias, vector, logits, embeddings, config.max_taken)
+    # how many of the brand's own examples the calibrated prototype still wins
+    own_logits, own_embeddings = examples
+    row = ExtendedClassifier(weight, bias, PrototypeTable((Prototype(config.brand, vector, 1, "", "", offset),)))
+    won = float(np.mean(row.logits(own_embeddings, own_logits).argmax(axis=1) == len(bias)))
+    return offset, {"reference": storage.normalize_uri(config.reference), "images": len(uris),
+                    "max_taken": config.max_taken, "examples_won": round(won, 4)}
 
 
 def _target_alias(config: BrandsConfig) -> str | None:
@@ -129,13 +161,17 @@ def add(config: BrandsConfig) -> BrandChange:
     tracking_uri, ref, loaded, model = _load(config)
     table = loaded.prototypes
     table.added(config.brand, np.zeros((1, model.embedding_dim), np.float32), "", loaded.class_names)  # name check first
-    pixels, uris, skipped = _examples(config, loaded.preset)
-    embeddings = _embed(model, pixels)
-    grown = table.added(config.brand, embeddings, storage.normalize_uri(config.examples), loaded.class_names)
-    log.info("%s: prototype of %r from %d examples (%d skipped)", ref.uri, config.brand, len(uris), sum(skipped.values()))
+    pixels, uris, skipped = _images(config.examples, loaded.preset, config, limit=config.max_examples,
+                                    need=config.min_examples, what="--examples")
+    logits, embeddings = _forward(model, pixels)
+    offset, calibration = _calibration(config, loaded, model, prototype_vector(embeddings), (logits, embeddings))
+    grown = table.added(config.brand, embeddings, storage.normalize_uri(config.examples), loaded.class_names,
+                        offset=offset, calibration=calibration)
+    log.info("%s: prototype of %r from %d examples (%d skipped), %s", ref.uri, config.brand, len(uris),
+             sum(skipped.values()), f"calibrated: {calibration}" if calibration else "uncalibrated")
     change = _register(config, tracking_uri, ref, loaded, model, grown,
                        {"action": "add", "brand": config.brand, "examples": len(uris), "examples_uri": config.examples})
-    change.examples, change.skipped = len(uris), skipped
+    change.examples, change.skipped, change.calibration = len(uris), skipped, calibration
     return change
 
 

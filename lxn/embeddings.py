@@ -23,7 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["NoEmbeddings", "EmbeddingModel", "embedding_model", "normalize", "encode", "decode", "FORMATS"]
+__all__ = ["NoEmbeddings", "EmbeddingModel", "embedding_model", "normalize", "encode", "decode", "decode_column",
+           "FORMATS"]
 
 FORMATS = ("float16", "int8")
 _TAGS = {"float16": 1, "int8": 2}
@@ -119,3 +120,38 @@ def decode(values: Sequence[bytes | None], dim: int | None = None) -> tuple[np.n
         if r is not None:
             out[i] = r
     return normalize(out), present
+
+
+def decode_column(column) -> tuple[np.ndarray, np.ndarray]:
+    """A report's `embedding` column (a pyarrow binary array or chunk) -> `decode`'s result,
+    without a Python object per row when every stored row has one format and size (a report
+    written by one scan does)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    present = np.ones(len(column), dtype=bool) if column.null_count == 0 else \
+        column.is_valid().to_numpy(zero_copy_only=False)
+    values = column.drop_null()
+    lengths = pc.binary_length(values).to_numpy(zero_copy_only=False) if len(values) else np.zeros(0, np.int64)
+    if len(values) == 0 or (lengths != lengths[0]).any():
+        return decode(column.to_pylist())
+    width = int(lengths[0])
+    offsets = np.frombuffer(values.buffers()[1], dtype=np.int32)[values.offset: values.offset + len(values) + 1]
+    data = np.frombuffer(values.buffers()[2], dtype=np.uint8)[offsets[0]: offsets[-1]].reshape(len(values), width)
+    tags = data[:, 0]
+    if (tags != tags[0]).any() or tags[0] not in _TAGS.values():
+        return decode(column.to_pylist())
+    # torch converts float16 with the CPU's vector instructions, ~20x numpy's astype
+    if tags[0] == 1:
+        rows = torch.from_numpy(np.ascontiguousarray(data[:, 1:]).view(np.float16)).float()
+    else:
+        scale = torch.from_numpy(np.ascontiguousarray(data[:, 1:5]).view("<f4")[:, 0].copy())
+        rows = torch.from_numpy(np.ascontiguousarray(data[:, 5:]).view(np.int8)).float() * scale[:, None]
+    rows = torch.nn.functional.normalize(rows, dim=1).numpy()
+    if present.all():
+        return rows, present
+    out = np.zeros((len(present), rows.shape[1]), dtype=np.float32)
+    out[present] = rows
+    return out, present

@@ -6,7 +6,9 @@ the classifier by weight imprinting (Qi et al., "Low-Shot Learning with Imprinte
 CVPR 2018): its unit vector, scaled to the mean norm of the trained class weights and given
 their mean bias, becomes one more row of the last layer. The softmax then runs over trained
 classes and prototypes together, so `brand`, `confidence`, the threshold, top-k and detections
-treat a prototype brand like any other; `brand_source` says which kind it was.
+treat a prototype brand like any other; `brand_source` says which kind it was. The imprinted
+row's scale is arbitrary against the trained ones, so `jobs/brands.py add --reference` shifts its
+bias until it takes at most `--max-taken` of a set of typical images (`calibrate_offset`).
 
 Open set: every class is a direction in embedding space, its weight row (no-logo and the
 prototypes included). An image whose embedding's cosine similarity to every direction is below
@@ -29,7 +31,7 @@ import numpy as np
 
 from lxn.embeddings import normalize
 
-__all__ = ["Prototype", "PrototypeTable", "ExtendedClassifier", "SOURCES"]
+__all__ = ["Prototype", "PrototypeTable", "ExtendedClassifier", "SOURCES", "prototype_vector", "calibrate_offset"]
 
 SOURCES = ("classifier", "prototype", "unknown")  # the report's brand_source values
 _METADATA_KEY = "prototypes"
@@ -42,15 +44,19 @@ class Prototype:
     examples: int
     source: str
     added_at: str
+    offset: float = 0.0  # added to the imprinted bias (calibrate_offset); 0: uncalibrated
+    calibration: dict[str, Any] | None = None  # how the offset was chosen
 
     def to_dict(self) -> dict[str, Any]:
         return {"brand": self.brand, "examples": self.examples, "source": self.source, "added_at": self.added_at,
-                "vector": base64.b64encode(self.vector.astype("<f4").tobytes()).decode("ascii")}
+                "vector": base64.b64encode(self.vector.astype("<f4").tobytes()).decode("ascii"),
+                "offset": self.offset, "calibration": self.calibration}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Prototype":
         vector = np.frombuffer(base64.b64decode(data["vector"]), dtype="<f4").astype(np.float32)
-        return cls(str(data["brand"]), vector, int(data["examples"]), str(data["source"]), str(data["added_at"]))
+        return cls(str(data["brand"]), vector, int(data["examples"]), str(data["source"]), str(data["added_at"]),
+                   float(data.get("offset", 0.0)), data.get("calibration"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,23 +88,45 @@ class PrototypeTable:
     def to_metadata(self) -> dict[str, Any]:
         return {_METADATA_KEY: {"brands": [p.to_dict() for p in self.prototypes]}}
 
-    def added(self, brand: str, embeddings: np.ndarray, source: str, class_names: Sequence[str]) -> "PrototypeTable":
+    def added(self, brand: str, embeddings: np.ndarray, source: str, class_names: Sequence[str], *,
+              offset: float = 0.0, calibration: dict[str, Any] | None = None) -> "PrototypeTable":
         """The table plus `brand`, its prototype made from (n, D) example embeddings."""
         taken = {name.casefold() for name in [*class_names, *self.brands]}
         if brand.casefold() in taken:
             raise ValueError(f"brand {brand!r} exists in this model already (a class or a prototype): "
                              "`remove` it first, or choose another name")
-        if len(embeddings) == 0:
-            raise ValueError("a prototype needs at least one example embedding")
-        vector = normalize(normalize(embeddings).mean(axis=0))
+        vector = prototype_vector(embeddings)
         stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        return PrototypeTable((*self.prototypes, Prototype(brand, vector, len(embeddings), source, stamp)))
+        return PrototypeTable((*self.prototypes, Prototype(brand, vector, len(embeddings), source, stamp,
+                                                           float(offset), calibration)))
 
     def removed(self, brand: str) -> "PrototypeTable":
         if brand not in self.brands:
             raise ValueError(f"no prototype brand {brand!r} in this model (it has {self.brands or 'none'}); "
                              "trained classes cannot be removed")
         return PrototypeTable(tuple(p for p in self.prototypes if p.brand != brand))
+
+
+def prototype_vector(embeddings: np.ndarray) -> np.ndarray:
+    """A brand's prototype: the unit mean of its examples' unit embeddings."""
+    if len(embeddings) == 0:
+        raise ValueError("a prototype needs at least one example embedding")
+    return normalize(normalize(embeddings).mean(axis=0))
+
+
+def calibrate_offset(weight: np.ndarray, bias: np.ndarray, vector: np.ndarray, reference_logits: np.ndarray,
+                     reference_embeddings: np.ndarray, max_taken: float) -> float:
+    """The bias offset at which the imprinted `vector` out-scores every trained class on at most
+    `max_taken` of the reference images (typical images of the trained brands and none): what
+    the prototype may cost the trained brands, chosen rather than left to the imprinting's
+    arbitrary scale (uncalibrated, a prototype can take a large share of them)."""
+    if not 0.0 <= max_taken < 1.0 or not len(reference_logits):
+        raise ValueError(f"calibration needs reference images and 0 <= max_taken < 1, got {max_taken}")
+    row = ExtendedClassifier(weight, bias, PrototypeTable((Prototype("-", vector, 1, "-", "-"),)))
+    imprinted = row.logits(reference_embeddings, reference_logits)[:, -1]
+    margins = np.asarray(reference_logits, dtype=np.float64).max(axis=1) - imprinted
+    # images whose margin is below the offset are taken: the max_taken quantile, just below it
+    return float(np.quantile(margins, max_taken, method="lower")) - 1e-6 if max_taken > 0 else float(margins.min()) - 1e-6
 
 
 class ExtendedClassifier:
@@ -111,7 +139,8 @@ class ExtendedClassifier:
         vectors = table.vectors(weight.shape[1])
         scale = float(np.linalg.norm(weight, axis=1).mean())
         self.weight = np.concatenate([weight, scale * vectors])
-        self.bias = np.concatenate([bias, np.full(len(vectors), bias.mean(), dtype=np.float32)])
+        offsets = np.array([p.offset for p in table.prototypes], dtype=np.float32)
+        self.bias = np.concatenate([bias, bias.mean() + offsets]).astype(np.float32)
         self.classes = weight.shape[0]
         self._directions = normalize(self.weight)
 

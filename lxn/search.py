@@ -113,9 +113,10 @@ class _QueryEmbeddings:
 
 def search(config: SearchConfig) -> dict[str, Any]:
     """The `top` stored rows most similar to the query image, best first, and what was searched."""
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from lxn.embeddings import decode
+    from lxn.embeddings import decode_column
 
     started = time.monotonic()
     storage.object_info(config.image)  # a missing query fails before any report is read
@@ -134,24 +135,25 @@ def search(config: SearchConfig) -> dict[str, Any]:
             if "embedding" not in parquet.schema_arrow.names:
                 continue
             for batch in parquet.iter_batches(batch_size=config.batch_rows, columns=_COLUMNS):
-                columns = batch.to_pydict()
-                stored = columns["embedding"]
-                present = [i for i, value in enumerate(stored) if value is not None]
-                skipped += len(stored) - len(present)
-                if not present:
+                vectors, has = decode_column(batch.column("embedding"))
+                present = np.flatnonzero(has)
+                skipped += len(has) - len(present)
+                if not len(present):
                     continue
-                vectors, _ = decode([stored[i] for i in present])
-                models = [f"models:/{columns['model_name'][i]}/{columns['model_version'][i]}" for i in present]
+                vectors = vectors[present]
+                versions = pc.binary_join_element_wise("models:/", batch.column("model_name"), "/",
+                                                       batch.column("model_version"), "").take(present)
                 scores = np.empty(len(present), dtype=np.float32)
-                for model in set(models):  # usually one version per report
-                    mine = np.array([m == model for m in models])
+                for model in pc.unique(versions).to_pylist():  # usually one version per report
+                    mine = pc.equal(versions, model).to_numpy(zero_copy_only=False)
                     scores[mine] = vectors[mine] @ query(model)
                 searched += len(present)
                 keep = np.argsort(-scores, kind="stable")[: config.top]
-                candidates = [{"score": float(scores[j]), "uri": columns["uri"][present[j]],
-                               "scan_id": columns["scan_id"][present[j]], "date": date,
-                               "brand": columns["brand"][present[j]], "confidence": columns["confidence"][present[j]],
-                               "model": models[j]} for j in keep]
+                rows = batch.take(present[keep]).to_pylist()
+                candidates = [{"score": float(scores[j]), "uri": row["uri"], "scan_id": row["scan_id"], "date": date,
+                               "brand": row["brand"], "confidence": row["confidence"],
+                               "model": f"models:/{row['model_name']}/{row['model_version']}"}
+                              for j, row in zip(keep, rows)]
                 merged_scores = np.concatenate([best_scores, scores[keep]])
                 order = np.argsort(-merged_scores, kind="stable")[: config.top]
                 pool = best_rows + candidates

@@ -11,9 +11,11 @@
    one eager pass (logits and embedding, `lxn.embeddings.EmbeddingModel`).
 3. For k in `shots`, each held-out brand's prototype is made from its first k examples
    (`PrototypeTable.added`, as `jobs/brands.py add` does) and all join the classifier
-   (`ExtendedClassifier`). Reported: top-1 on the held-out brands' test scenes (argmax over
-   trained classes + prototypes), top-1 on the trained brands' scenes before and after, and how
-   many trained-brand scenes a prototype took.
+   (`ExtendedClassifier`), uncalibrated and calibrated (`calibrate_offset`, as `--reference
+   --max-taken` does, on scenes of the trained brands over the training backgrounds, another
+   seed). Reported: top-1 on the held-out brands' test scenes (argmax over trained classes +
+   prototypes), top-1 on the trained brands' and no-logo scenes before and after, and how many
+   of those a prototype took.
 4. Open set (no prototypes): how well `nearness` (the best cosine to a class direction) tells
    scenes of never-seen brands from scenes of trained brands: ROC AUC, and at the cut that keeps
    95% of trained-brand scenes, the share of never-seen ones flagged unknown.
@@ -50,6 +52,8 @@ class OnboardingBenchConfig:
     test_no_logo: int = setting(40, "no-logo test scenes")
     scene_size: int = setting(256, "generated scenes' side")
     keep_known: float = setting(0.95, "open set: the cut keeps this share of trained-brand scenes")
+    max_taken: list[float] = setting([0.01, 0.05], "calibrations to compare with the uncalibrated prototypes (jobs/brands.py add --reference --max-taken)")
+    reference_per_brand: int = setting(10, "calibration reference: scenes per trained brand (training backgrounds, another seed)")
 
 
 def _decode(images: list[bytes], preset) -> np.ndarray:
@@ -90,7 +94,7 @@ def _auc(positive: np.ndarray, negative: np.ndarray) -> float:
 def run(config: OnboardingBenchConfig) -> dict[str, Any]:
     from lxn.data import realmarks
     from lxn.embeddings import embedding_model
-    from lxn.prototypes import ExtendedClassifier, PrototypeTable
+    from lxn.prototypes import ExtendedClassifier, PrototypeTable, calibrate_offset, prototype_vector
     from lxn.tracking import load_model
 
     loaded = load_model(config.model, config.tracking_uri)
@@ -122,19 +126,26 @@ def run(config: OnboardingBenchConfig) -> dict[str, Any]:
     base = ExtendedClassifier(weight, bias, PrototypeTable())
     base_pred = np.array(classes, dtype=object)[own_logits.argmax(axis=1)]
     known_before = float(np.mean(base_pred[~is_new] == labels[~is_new]))
+    reference = dataclasses.replace(wide, seed=7000)
+    reference_images = [realmarks.generate_image(reference, name, i) for name in [*trained, realmarks.NO_LOGO]
+                        for i in range(config.reference_per_brand)]
+    reference_logits, reference_embeddings = _forward(model, _decode(reference_images, loaded.preset))
     rows = []
     for k in config.shots:
-        table = PrototypeTable()
-        for b in new:
-            table = table.added(b, examples[b][:k], "benchmark", classes)
-        head = ExtendedClassifier(weight, bias, table)
-        names = np.array([*classes, *table.brands], dtype=object)
-        pred = names[head.logits(embeddings, own_logits).argmax(axis=1)]
-        rows.append({"k": k, "few_shot_top1": float(np.mean(pred[is_new] == labels[is_new])),
-                     "known_top1_before": known_before,
-                     "known_top1_after": float(np.mean(pred[~is_new] == labels[~is_new])),
-                     "trained_scenes_taken_by_a_prototype": int(np.isin(pred[~is_new], new).sum())})
-        log.info("onboarding k=%d: %s", k, rows[-1])
+        for max_taken in [None, *config.max_taken]:
+            table = PrototypeTable()
+            for b in new:
+                offset = 0.0 if max_taken is None else calibrate_offset(
+                    weight, bias, prototype_vector(examples[b][:k]), reference_logits, reference_embeddings, max_taken)
+                table = table.added(b, examples[b][:k], "benchmark", classes, offset=offset)
+            head = ExtendedClassifier(weight, bias, table)
+            names = np.array([*classes, *table.brands], dtype=object)
+            pred = names[head.logits(embeddings, own_logits).argmax(axis=1)]
+            rows.append({"k": k, "max_taken": max_taken, "few_shot_top1": float(np.mean(pred[is_new] == labels[is_new])),
+                         "known_top1_before": known_before,
+                         "known_top1_after": float(np.mean(pred[~is_new] == labels[~is_new])),
+                         "trained_scenes_taken_by_a_prototype": int(np.isin(pred[~is_new], new).sum())})
+            log.info("onboarding k=%d: %s", k, rows[-1])
 
     near = base.nearness(embeddings)
     cut = float(np.quantile(near[is_trained], 1 - config.keep_known))
@@ -153,10 +164,11 @@ def run(config: OnboardingBenchConfig) -> dict[str, Any]:
 
 
 def markdown_table(summary: dict[str, Any]) -> str:
-    lines = ["| examples per new brand (k) | few-shot top-1 (new brands) | trained brands' top-1 before -> after "
-             "| trained scenes taken by a prototype |", "|---:|---:|---:|---:|"]
+    lines = ["| examples per new brand (k) | calibration (--max-taken per brand) | few-shot top-1 (new brands) "
+             "| trained brands' top-1 before -> after | trained scenes taken by a prototype |", "|---:|---|---:|---:|---:|"]
     for r in summary["few_shot"]:
-        lines.append(f"| {r['k']} | {100 * r['few_shot_top1']:.1f}% | {100 * r['known_top1_before']:.1f}% -> "
+        calibration = "none" if r["max_taken"] is None else f"{100 * r['max_taken']:g}%"
+        lines.append(f"| {r['k']} | {calibration} | {100 * r['few_shot_top1']:.1f}% | {100 * r['known_top1_before']:.1f}% -> "
                      f"{100 * r['known_top1_after']:.1f}% | {r['trained_scenes_taken_by_a_prototype']} |")
     o = summary["open_set"]
     lines += ["", f"Open set (no prototypes): ROC AUC {o['auc_never_seen_vs_trained']:.3f} for telling never-seen brands "

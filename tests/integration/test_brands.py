@@ -67,10 +67,15 @@ def examples(s3_endpoint):
 
 
 @pytest.fixture(scope="module")
-def onboarded(store, examples):
+def onboarded(store, examples, tmp_path_factory):
+    """initech added from the S3 examples, calibrated on 24 typical (red, blue, grey) cards."""
+    reference = tmp_path_factory.mktemp("reference")
+    for i in range(24):
+        colour_card([CARD_COLOURS["acme"], CARD_COLOURS["globex"], None][i % 3], 500 + i).save(reference / f"{i}.png")
     job = _job("brands")
     code = job.main(["add", "--model", "models:/cards@champion", "--brand", "initech",
-                     "--examples", f"s3://{examples}/initech/", "--tracking-uri", store])
+                     "--examples", f"s3://{examples}/initech/", "--reference", str(reference), "--max-taken", "0.05",
+                     "--tracking-uri", store])
     assert code == 0
     return mlflow.MlflowClient(tracking_uri=store)
 
@@ -91,6 +96,11 @@ def test_a_brand_added_from_examples_is_a_new_version_that_the_alias_names(store
     assert listed["classes"] == ["acme", "globex", "no-logo"]
     [proto] = listed["prototypes"]
     assert proto["brand"] == "initech" and proto["examples"] == 6  # the corrupt JPEG skipped, the text file not listed
+    from lxn.tracking import load_model
+
+    [stored] = load_model("models:/cards@champion", store).prototypes.prototypes
+    assert stored.calibration["images"] == 24 and stored.calibration["max_taken"] == 0.05
+    assert stored.calibration["examples_won"] == 1.0  # green is far from red, blue and grey: it wins its own examples
 
 
 def test_bad_input_exits_2_and_registers_nothing(store, examples, onboarded, capsys):

@@ -58,3 +58,38 @@ def test_imprinted_rows_extend_the_classifier_and_leave_its_logits_alone():
     assert head.nearness(table.prototypes[0].vector[None])[0] == pytest.approx(1.0, abs=1e-5)
     directions = normalize(np.concatenate([weight, table.prototypes[0].vector[None]]))
     assert np.allclose(head.nearness(embeddings), (normalize(embeddings) @ directions.T).max(axis=1), atol=1e-6)
+
+
+def test_a_calibrated_prototype_takes_at_most_the_share_it_is_allowed():
+    from lxn.prototypes import Prototype, calibrate_offset
+
+    rng = np.random.default_rng(3)
+    weight, bias = rng.normal(size=(4, 16)), rng.normal(size=4)
+    reference = rng.normal(size=(400, 16))
+    reference_logits = reference @ weight.T + bias
+    vector = normalize(rng.normal(size=16))
+    for share in (0.0, 0.01, 0.1, 0.5):
+        offset = calibrate_offset(weight, bias, vector, reference_logits, reference, share)
+        head = ExtendedClassifier(weight, bias, PrototypeTable((Prototype("new", vector, 1, "", "", offset),)))
+        taken = np.mean(head.logits(reference, reference_logits).argmax(axis=1) == 4)
+        assert share - 0.0051 <= taken <= share, (share, taken)
+    again = PrototypeTable.from_metadata(PrototypeTable((Prototype("new", vector, 1, "", "", 1.5, {"images": 3}),))
+                                         .to_metadata())
+    assert again.prototypes[0].offset == 1.5 and again.prototypes[0].calibration == {"images": 3}
+
+
+@pytest.mark.parametrize("fmt", ["float16", "int8"])
+def test_a_report_column_decodes_like_its_rows(fmt):
+    import pyarrow as pa
+
+    from lxn.embeddings import decode_column
+
+    stored = encode(np.random.default_rng(4).normal(size=(6, 12)), fmt)
+    column = pa.chunked_array([pa.array([stored[0], None, stored[1]], pa.binary()),
+                               pa.array([None, *stored[2:]], pa.binary())])
+    fast, present = decode_column(column)
+    slow, present_slow = decode(column.to_pylist())
+    assert present.tolist() == present_slow.tolist() == [True, False, True, False, True, True, True, True]
+    assert np.allclose(fast, slow, atol=1e-6)
+    mixed = pa.array(encode(np.ones((1, 12)), "float16") + encode(np.ones((1, 12)), "int8"), pa.binary())
+    assert np.allclose(decode_column(mixed)[0], decode(mixed.to_pylist())[0])  # the per-row path
