@@ -133,7 +133,7 @@ MUTANTS = [
            "return [0 if b is None else index[b] for b in brands]",
            ("tests/integration/test_evaluate.py::test_figures_are_what_the_labels_and_the_models_say",)),
     Mutant("evaluation-first-tile", "evaluation: the scan's chosen tile decides", "lxn/scan/predictor.py",
-           "return probs[np.arange(len(chosen)), chosen], chosen", "return probs[:, 0], chosen",
+           "    return values[np.arange(len(chosen)), chosen]", "    return values[:, 0]",
            (UNIT + "test_scan_predictor.py", "tests/integration/test_scan_pipeline.py::test_tiles_find_a_small_logo_the_whole_image_misses")),
     Mutant("detection-merges-across-brands", "detections: only one brand's tiles are one logo", "lxn/scan/tiling.py",
            "if cls == top[t] and _overlap(seed, box)", "if _overlap(seed, box)", (UNIT + "test_scan_tiling.py",)),
@@ -150,7 +150,7 @@ MUTANTS = [
            "np.quantile(margins, max_taken, method=\"lower\")", "np.quantile(margins, 1 - max_taken, method=\"lower\")",
            (UNIT + "test_prototypes.py",)),
     Mutant("open-set-off", "open set: far from every class is unknown", "lxn/scan/predictor.py",
-           "            unknown = far[picked, chosen]", "            unknown = far[picked, chosen] & False",
+           "            unknown = _pick(far, chosen)", "            unknown = _pick(far, chosen) & False",
            ("tests/integration/test_brands.py::test_the_scan_reports_the_onboarded_brand_and_unknown_marks",)),
 ]
 

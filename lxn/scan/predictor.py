@@ -144,7 +144,7 @@ class Predictor:
         """uint8 (N, T, S, S, 3) -> the probabilities (N, K) the decision rests on, those of each
         image's chosen tile, and that tile's index (N,). Evaluation scores through this too."""
         probs, chosen, _ = self._tiles(pixels)
-        return probs[np.arange(len(chosen)), chosen], chosen
+        return _pick(probs, chosen), chosen
 
     def _tiles(self, pixels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         count, tiles = pixels.shape[:2]
@@ -170,14 +170,13 @@ class Predictor:
     def _decide(self, batch: dict[str, np.ndarray], ok: np.ndarray, rows: "_Rows") -> None:
         index = np.flatnonzero(ok)
         probs_t, chosen, emb_t = self._tiles(batch["pixels"][ok])
-        picked = np.arange(len(index))
-        probs = probs_t[picked, chosen]
+        probs = _pick(probs_t, chosen)
         brand, confidence, top_i, top_p = decide(probs, no_logo=self.no_logo, threshold=self.threshold, k=rows.k)
         tile_top, tile_conf = probs_t.argmax(axis=2), probs_t.max(axis=2)
         unknown = np.zeros(len(index), dtype=bool)
         if self.unknown_below is not None:
             far = self.extended.nearness(emb_t.reshape(-1, emb_t.shape[2])).reshape(emb_t.shape[:2]) < self.unknown_below
-            unknown = far[picked, chosen]
+            unknown = _pick(far, chosen)
             brand[unknown] = -1
             tile_conf = np.where(far, 0.0, tile_conf)  # an unknown tile detects nothing
         rows.brand[index], rows.confidence[index], rows.best[index] = brand, confidence, chosen
@@ -194,7 +193,7 @@ class Predictor:
         if self.embeddings:
             from lxn.embeddings import encode
 
-            for i, value in zip(index, encode(emb_t[picked, chosen], self.embeddings)):
+            for i, value in zip(index, encode(_pick(emb_t, chosen), self.embeddings)):
                 rows.embedding[i] = value
 
     def _table(self, batch: dict[str, np.ndarray], ok: np.ndarray, rows: "_Rows") -> pa.Table:
@@ -237,6 +236,12 @@ class Predictor:
         now = dt.datetime.now(dt.timezone.utc)
         columns["scanned_at"] = pa.array([now] * n, pa.timestamp("us", tz="UTC"))
         return pa.table(columns, schema=STAGED_SCHEMA)
+
+
+def _pick(values: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+    """Each image's value at its chosen tile: (N, T, ...) -> (N, ...). The decision, evaluation's
+    probabilities, the open-set test and the stored embedding all take the same tile."""
+    return values[np.arange(len(chosen)), chosen]
 
 
 class _Rows:
