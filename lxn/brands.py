@@ -44,7 +44,7 @@ class BrandsConfig:
     examples: str | None = setting(None, "folder or prefix (local or s3://) of the brand's example images (add)", uri="input")
     reference: str | None = setting(None, "folder or prefix of typical images (trained brands, no logo; e.g. a sample of last night's bucket) to calibrate the new prototype on: it may take at most --max-taken of them from the trained brands (without it the prototype is uncalibrated)", uri="input")
     max_taken: float = setting(0.01, "with --reference: the share of reference images the new brand may take")
-    reference_max: int = setting(500, "use at most this many reference images")
+    reference_max: int = setting(500, "use at most this many reference images (at least 20 must decode)")
     alias: str | None = setting(None, "alias to move to the new version (default: the alias --model names; none for a version number)")
     min_examples: int = setting(1, "refuse fewer decodable examples than this")
     max_examples: int = setting(50, "use at most this many examples (the first, in key order)")
@@ -98,19 +98,6 @@ def _images(uri: str, preset, config: BrandsConfig, *, limit: int, need: int, wh
     return decoded["pixels"][ok, 0], [str(u) for u in decoded["uri"][ok]], skipped
 
 
-def _forward(model, pixels: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """(logits, embeddings) of uint8 images."""
-    import torch
-
-    logits, embeddings = [], []
-    with torch.inference_mode():
-        for start in range(0, len(pixels), batch_size):
-            out = model(torch.from_numpy(np.ascontiguousarray(pixels[start:start + batch_size])))
-            logits.append(out[0].numpy())
-            embeddings.append(out[1].numpy())
-    return np.concatenate(logits), np.concatenate(embeddings)
-
-
 def _calibration(config: BrandsConfig, loaded, model, vector: np.ndarray, examples: tuple[np.ndarray, np.ndarray]
                  ) -> tuple[float, dict[str, Any] | None]:
     from lxn.prototypes import ExtendedClassifier, Prototype, PrototypeTable, calibrate_offset
@@ -121,7 +108,7 @@ def _calibration(config: BrandsConfig, loaded, model, vector: np.ndarray, exampl
         return 0.0, None
     pixels, uris, _ = _images(config.reference, loaded.preset, config, limit=config.reference_max, need=20,
                               what="--reference")
-    logits, embeddings = _forward(model, pixels)
+    logits, embeddings = model.run(pixels)
     weight, bias = model.classifier_weights()
     offset = calibrate_offset(weight, bias, vector, logits, embeddings, config.max_taken)
     # how many of the brand's own examples the calibrated prototype still wins
@@ -160,10 +147,10 @@ def add(config: BrandsConfig) -> BrandChange:
     _need(config, "add")
     tracking_uri, ref, loaded, model = _load(config)
     table = loaded.prototypes
-    table.added(config.brand, np.zeros((1, model.embedding_dim), np.float32), "", loaded.class_names)  # name check first
+    table.check_new(config.brand, loaded.class_names)  # before any example is read
     pixels, uris, skipped = _images(config.examples, loaded.preset, config, limit=config.max_examples,
                                     need=config.min_examples, what="--examples")
-    logits, embeddings = _forward(model, pixels)
+    logits, embeddings = model.run(pixels)
     offset, calibration = _calibration(config, loaded, model, prototype_vector(embeddings), (logits, embeddings))
     grown = table.added(config.brand, embeddings, storage.normalize_uri(config.examples), loaded.class_names,
                         offset=offset, calibration=calibration)

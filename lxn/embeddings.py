@@ -48,6 +48,18 @@ class EmbeddingModel(nn.Module):
         embeddings = self.model.forward_head(self.model.forward_features(self.preprocess(images)), pre_logits=True)
         return self.model.get_classifier()(embeddings), embeddings
 
+    def run(self, pixels: np.ndarray, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 (N, S, S, 3) numpy images -> (logits, embeddings) as float32 numpy, in batches."""
+        logits, embeddings = [], []
+        with torch.inference_mode():
+            for start in range(0, len(pixels), batch_size):
+                out = self(torch.from_numpy(np.ascontiguousarray(pixels[start:start + batch_size])))
+                logits.append(out[0].float().cpu().numpy())
+                embeddings.append(out[1].float().cpu().numpy())
+        if not logits:
+            return np.zeros((0, 0), np.float32), np.zeros((0, self.embedding_dim), np.float32)
+        return np.concatenate(logits), np.concatenate(embeddings)
+
     def classifier_weights(self) -> tuple[np.ndarray, np.ndarray]:
         """The last layer's weight (K, D) and bias (K,), float32."""
         layer = self.model.get_classifier()

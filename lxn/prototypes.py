@@ -88,13 +88,16 @@ class PrototypeTable:
     def to_metadata(self) -> dict[str, Any]:
         return {_METADATA_KEY: {"brands": [p.to_dict() for p in self.prototypes]}}
 
+    def check_new(self, brand: str, class_names: Sequence[str]) -> None:
+        """Refuse a name the model already reports (a class or a prototype, in any case)."""
+        if brand.casefold() in {name.casefold() for name in [*class_names, *self.brands]}:
+            raise ValueError(f"brand {brand!r} exists in this model already (a class or a prototype): "
+                             "`remove` it first, or choose another name")
+
     def added(self, brand: str, embeddings: np.ndarray, source: str, class_names: Sequence[str], *,
               offset: float = 0.0, calibration: dict[str, Any] | None = None) -> "PrototypeTable":
         """The table plus `brand`, its prototype made from (n, D) example embeddings."""
-        taken = {name.casefold() for name in [*class_names, *self.brands]}
-        if brand.casefold() in taken:
-            raise ValueError(f"brand {brand!r} exists in this model already (a class or a prototype): "
-                             "`remove` it first, or choose another name")
+        self.check_new(brand, class_names)
         vector = prototype_vector(embeddings)
         stamp = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         return PrototypeTable((*self.prototypes, Prototype(brand, vector, len(embeddings), source, stamp,

@@ -91,8 +91,6 @@ class _QueryEmbeddings:
         return self.cache[model_uri]
 
     def _embed(self, model_uri: str) -> np.ndarray:
-        import torch
-
         from lxn.embeddings import embedding_model, normalize
         from lxn.scan.fetch import fetch_and_decode
         from lxn.tracking import load_model
@@ -106,9 +104,7 @@ class _QueryEmbeddings:
         if decoded["status"][0] != "ok":
             raise ValueError(f"the query image {self.config.image} does not decode: {decoded['error_kind'][0]}: "
                              f"{decoded['error'][0]}")
-        with torch.inference_mode():
-            embedding = model(torch.from_numpy(decoded["pixels"][:, 0]))[1].numpy()
-        return normalize(embedding)[0]
+        return normalize(model.run(decoded["pixels"][:, 0])[1])[0]
 
 
 def search(config: SearchConfig) -> dict[str, Any]:

@@ -92,6 +92,8 @@ def score(rows: dict[str, dict], truth: dict[str, list[dict]], whole_image: bool
 
 
 def run(config: DetectionBenchConfig) -> dict[str, Any]:
+    import pyarrow.dataset as pads
+
     from lxn.data import realmarks
     from lxn.scan.config import ScanConfig
     from lxn.scan.pipeline import run as scan
@@ -119,8 +121,6 @@ def run(config: DetectionBenchConfig) -> dict[str, Any]:
                                  date="2000-01-01", tiles=list(grids) or None, threshold=config.threshold,
                                  batch_size=config.batch_size, progress_bars=False, full=True))
         wall = time.monotonic() - started
-        import pyarrow.dataset as pads
-
         table = pads.dataset(str(out), format="parquet", partitioning="hive").to_table(
             columns=["uri", "brand", "detections"])
         rows = {Path(r["uri"]).stem: r for r in table.to_pylist()}

@@ -67,18 +67,6 @@ def _decode(images: list[bytes], preset) -> np.ndarray:
     return decoded["pixels"][:, 0]
 
 
-def _forward(model, pixels: np.ndarray, batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    import torch
-
-    logits, embeddings = [], []
-    with torch.inference_mode():
-        for start in range(0, len(pixels), batch):
-            out = model(torch.from_numpy(np.ascontiguousarray(pixels[start:start + batch])))
-            logits.append(out[0].numpy())
-            embeddings.append(out[1].numpy())
-    return np.concatenate(logits), np.concatenate(embeddings)
-
-
 def _auc(positive: np.ndarray, negative: np.ndarray) -> float:
     """P(a positive scores above a negative), ties half."""
     both = np.concatenate([positive, negative])
@@ -109,7 +97,7 @@ def run(config: OnboardingBenchConfig) -> dict[str, Any]:
     new = [m.slug for m in realmarks.marks(wide) if m.slug not in trained]
     test = dataclasses.replace(wide, backgrounds="test", seed=6000)
     shots = max(config.shots)
-    examples = {b: _forward(model, _decode([realmarks.generate_image(wide, b, i) for i in range(shots)], loaded.preset))[1]
+    examples = {b: model.run(_decode([realmarks.generate_image(wide, b, i) for i in range(shots)], loaded.preset))[1]
                 for b in new}
     test_names = new + trained + [realmarks.NO_LOGO]
     test_images, test_labels = [], []
@@ -117,7 +105,7 @@ def run(config: OnboardingBenchConfig) -> dict[str, Any]:
         count = config.test_no_logo if name == realmarks.NO_LOGO else config.test_per_brand
         test_images += [realmarks.generate_image(test, name, i) for i in range(count)]
         test_labels += [name] * count
-    own_logits, embeddings = _forward(model, _decode(test_images, loaded.preset))
+    own_logits, embeddings = model.run(_decode(test_images, loaded.preset))
     labels = np.array(test_labels, dtype=object)
     is_new = np.isin(labels, new)
     is_trained = np.isin(labels, trained)
@@ -129,7 +117,7 @@ def run(config: OnboardingBenchConfig) -> dict[str, Any]:
     reference = dataclasses.replace(wide, seed=7000)
     reference_images = [realmarks.generate_image(reference, name, i) for name in [*trained, realmarks.NO_LOGO]
                         for i in range(config.reference_per_brand)]
-    reference_logits, reference_embeddings = _forward(model, _decode(reference_images, loaded.preset))
+    reference_logits, reference_embeddings = model.run(_decode(reference_images, loaded.preset))
     rows = []
     for k in config.shots:
         for max_taken in [None, *config.max_taken]:

@@ -81,8 +81,7 @@ def run(config: SearchBenchConfig) -> dict[str, Any]:
 
         decoded = fetch_and_decode({"uri": np.array([str(query)], dtype=object), "size": np.array([query.stat().st_size])},
                                    preset=Preset(image_size=config.image_size).to_dict(), max_bytes=1 << 30, max_pixels=1 << 30)
-        with torch.inference_mode():
-            own = model(torch.from_numpy(decoded["pixels"][:, 0]))[1].numpy()
+        own = model.run(decoded["pixels"][:, 0])[1]
         dim = own.shape[1]
         vectors = np.random.default_rng(0).normal(size=(config.rows, dim)).astype(np.float32)
         planted = config.rows // 2

@@ -32,7 +32,7 @@ from lxn.redact import redact
 from lxn.scan import listing as listing_mod
 from lxn.scan.config import ScanConfig, derive_scan_id, scan_date
 from lxn.scan.fetch import fetch_and_decode
-from lxn.scan.predictor import Predictor
+from lxn.scan.predictor import Predictor, needs_embeddings
 from lxn.scan.report import (
     Layout,
     StagedResults,
@@ -111,8 +111,8 @@ def run(config: ScanConfig) -> ScanResult:
         tracker.log_params({**to_dict(config), "resolved_model": ref.uri, "scan_id": scan_id,
                             "threshold_source": threshold_source, "unknown_below_source": unknown_source})
         loaded = load_model(ref.uri, tracking_uri, "cpu")  # preset and classes; a bad model fails here
-        preset, class_names, prototype_count = loaded.preset, loaded.predicted_classes, len(loaded.prototypes)
-        if len(loaded.prototypes) or config.embeddings or config.unknown_below is not None:
+        preset, class_names, prototype_brands = loaded.preset, loaded.predicted_classes, loaded.prototypes.brands
+        if needs_embeddings(len(prototype_brands), config.embeddings, config.unknown_below):
             from lxn.embeddings import embedding_model
 
             embedding_model(loaded)  # a model without embeddings fails here, not in every actor
@@ -143,7 +143,7 @@ def run(config: ScanConfig) -> ScanResult:
                          if k not in ("source", "manifest", "model", "out", "tracking_uri", "experiment")},
             "threshold": {"value": threshold, "source": threshold_source},
             "unknown_below": {"value": unknown_below, "source": unknown_source},
-            "prototype_brands": class_names[len(class_names) - prototype_count:] if prototype_count else [],
+            "prototype_brands": prototype_brands,
             "image_size": preset.image_size,
             "classes": len(class_names),
         }))

@@ -32,7 +32,7 @@ import pyarrow as pa
 from lxn.scan import tiling
 from lxn.scan.report import DETECTION_TYPE, STAGED_SCHEMA
 
-__all__ = ["Predictor", "decide", "softmax"]
+__all__ = ["Predictor", "decide", "softmax", "needs_embeddings"]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,11 @@ def _strings(values: np.ndarray) -> list[str | None]:
     """An object column as strings, with null for missing values: a null crosses Ray Data's numpy
     batches as None or as NaN, and "" marks an unknown ETag in the listing."""
     return [v if isinstance(v, str) and v else None for v in values.tolist()]
+
+
+def needs_embeddings(prototypes: int, embeddings: str | None, unknown_below: float | None) -> bool:
+    """Whether a scan runs the eager model (logits and embeddings) rather than the exported graph."""
+    return bool(prototypes or embeddings or unknown_below is not None)
 
 
 class Predictor:
@@ -102,7 +107,7 @@ class Predictor:
         self.top_k, self.threshold, self.batch_size = top_k, threshold, batch_size
         self.embeddings, self.unknown_below = embeddings, unknown_below
         self.extended = None
-        if len(table) or embeddings or unknown_below is not None:
+        if needs_embeddings(len(table), embeddings, unknown_below):
             from lxn.embeddings import embedding_model
             from lxn.prototypes import ExtendedClassifier
 

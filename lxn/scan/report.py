@@ -345,7 +345,7 @@ def _merge(layout: Layout, scan_id: str, staged_report: str) -> tuple[_Tally, in
                 pending.clear()
 
         for uri in list_files(layout.results(scan_id)):
-            part = read_table(uri).cast(STAGED_SCHEMA)
+            part = _conform(read_table(uri))
             ids = part["row_id"].to_numpy()
             if len(ids) and (ids.min() < 0 or ids.max() >= size or not wanted[ids].all()):
                 raise RuntimeError(f"scan {scan_id}: {uri} holds rows that are not in the listing; not committing")
@@ -362,6 +362,16 @@ def _merge(layout: Layout, scan_id: str, staged_report: str) -> tuple[_Tally, in
             raise RuntimeError(f"scan {scan_id}: {missing} listed rows have no result; re-run the scan to finish them")
         write_pending()
     return tally, rows
+
+
+def _conform(part: pa.Table) -> pa.Table:
+    """A staged part in STAGED_SCHEMA. Parts staged by an older lxn (before detections,
+    brand_source and embedding) get those columns as nulls, so a scan resumed across an upgrade
+    still commits."""
+    missing = [f for f in STAGED_SCHEMA if f.name not in part.column_names and f.nullable]
+    for field in missing:
+        part = part.append_column(field.name, pa.nulls(part.num_rows, field.type))
+    return part.select(STAGED_SCHEMA.names).cast(STAGED_SCHEMA)
 
 
 def _make_parent(uri: str) -> None:

@@ -135,3 +135,14 @@ def test_commit_refuses_duplicated_or_missing_rows(tmp_path):
     with pytest.raises(RuntimeError, match="1 listed rows have no result"):
         finish_commit(layout, "s")
     assert reader_rows(tmp_path / "one") == 0
+
+
+def test_parts_staged_before_detections_existed_still_commit(tmp_path):
+    out = tmp_path / "reports"
+    layout, _ = prepare(out, "2025-06-01-old")
+    for uri in list_files(layout.results("2025-06-01-old")):  # as an older lxn staged them
+        table = read_table(uri).drop_columns(["detections", "brand_source", "embedding"])
+        storage.write_bytes(uri, table_bytes(table))
+    manifest = finish_commit(layout, "2025-06-01-old")
+    assert manifest["report"]["rows"] == 14 and manifest["images_by_brand"] == {"acme": 4, "globex": 2}
+    assert manifest["brands"] == {} and manifest["counts"]["detections"] == 0
