@@ -24,13 +24,18 @@ from lxn.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from lxn.ray_utils import cluster_shape, init_ray
 from lxn.scan.fetch import fetch_and_decode
 from lxn.scan.pipeline import configure_data_context, decode_memory, plan_actors
+from lxn.scan.predictor import nullable_strings
 from lxn.tracking import LoadedModel, ModelRef
 
 __all__ = ["ScoringSettings", "ModelScores", "Scored", "Scorer", "score"]
 
 log = logging.getLogger(__name__)
 
-_PASSED = ("uri", "brand", "status", "error_kind", "error")
+# A true brand crosses the pipeline as `label`, its index in the set's sorted brand names (-1: no
+# logo), never as a nullable string: Ray Data hands a block whose strings are all null to numpy as
+# float NaN, and a stage that passes that on cannot be concatenated with a block of real names.
+_PASSED = ("uri", "label", "status", "error_kind", "error")
+_NO_LOGO_LABEL = -1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +131,7 @@ class Scorer:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ok = np.asarray(batch["status"] == "ok", dtype=bool)
         dropped = {"pixels", "boxes", *(("data",) if self.drop_data else ())}
-        out = {name: column for name, column in batch.items() if name not in dropped}
+        out = _passed(batch, dropped)
         for j, predictor in zip(self.indices, self.predictors):
             probs = np.zeros((len(ok), len(predictor.class_names)), dtype=np.float32)
             if ok.any():
@@ -135,24 +140,48 @@ class Scorer:
         return out
 
 
-def _prepared_rows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def _passed(batch: dict[str, np.ndarray], dropped: set[str]) -> dict[str, np.ndarray]:
+    """The columns a scoring stage passes on, with the error strings' nulls as None: a block of
+    only decoded images reaches this stage with them as float NaN (see `_PASSED`)."""
+    out = {name: column for name, column in batch.items() if name not in dropped}
+    for name in ("error_kind", "error"):
+        if name in out:
+            out[name] = np.array(nullable_strings(out[name]), dtype=object)
+    return out
+
+
+def _brand_names(labelled: LabelledSet) -> list[str]:
+    return sorted(b for b in labelled.brands if b is not None)
+
+
+def _labels(brands: Sequence[str | None], names: Sequence[str]) -> np.ndarray:
+    index = {name: i for i, name in enumerate(names)}
+    return np.array([_NO_LOGO_LABEL if b is None else index[b] for b in brands], dtype=np.int64)
+
+
+def _prepared_rows(batch: dict[str, np.ndarray], *, names: list[str]) -> dict[str, np.ndarray]:
     """A prepared split's rows -> evaluation rows: the stored copy's bytes travel as `data`."""
     from lxn.data.readers import NO_LOGO
 
-    brands = np.array([None if name == NO_LOGO else name for name in batch["class_name"]], dtype=object)
-    return {"uri": batch["source_uri"], "brand": brands, "size": np.full(len(brands), -1, dtype=np.int64),
+    labels = _labels([None if name == NO_LOGO else str(name) for name in batch["class_name"]], names)
+    return {"uri": batch["source_uri"], "label": labels, "size": np.full(len(labels), -1, dtype=np.int64),
             "data": batch["image"]}
 
 
 def _dataset(labelled: LabelledSet, batch_size: int):
+    import pyarrow as pa
     import ray.data
 
+    names = _brand_names(labelled)
     if labelled.prepared is not None:
         filesystem, path = storage.arrow_filesystem(labelled.prepared)
         return ray.data.read_parquet(path, filesystem=filesystem).select_columns(["image", "class_name", "source_uri"]) \
-            .map_batches(_prepared_rows, batch_format="numpy", batch_size=batch_size) \
+            .map_batches(_prepared_rows, batch_format="numpy", batch_size=batch_size, fn_kwargs={"names": names}) \
             .repartition(target_num_rows_per_block=batch_size)
-    return ray.data.from_arrow(labelled.rows).repartition(target_num_rows_per_block=batch_size)
+    rows = labelled.rows
+    labels = _labels(rows["brand"].to_pylist(), names)
+    rows = rows.drop_columns(["brand"]).append_column("label", pa.array(labels, pa.int64()))
+    return ray.data.from_arrow(rows).repartition(target_num_rows_per_block=batch_size)
 
 
 def score(labelled: LabelledSet, models: Sequence[LoadedModel], tracking_uri: str | None,
@@ -196,7 +225,8 @@ def score(labelled: LabelledSet, models: Sequence[LoadedModel], tracking_uri: st
     status = joined["status"].astype(object) if len(joined["status"]) else np.zeros(0, dtype=object)
     if len(status) != labelled.count:
         raise RuntimeError(f"the pipeline returned {len(status)} rows for {labelled.count} labelled images")
-    brands = [None if (b is None or (isinstance(b, float) and np.isnan(b))) else str(b) for b in joined["brand"]]
+    names = _brand_names(labelled)
+    brands = [None if label == _NO_LOGO_LABEL else names[label] for label in joined["label"].tolist()]
     ok = status == "ok"
     scored_brands = [b for b, good in zip(brands, ok) if good]
     per_model = [
@@ -208,7 +238,7 @@ def score(labelled: LabelledSet, models: Sequence[LoadedModel], tracking_uri: st
                     if options.no_logo_class in model.predicted_classes else None)
         for j, model in enumerate(models)
     ]
-    kinds = [None if k is None or (isinstance(k, float) and np.isnan(k)) else str(k) for k in joined["error_kind"]]
+    kinds = nullable_strings(joined["error_kind"])
     scored = Scored(uris=joined["uri"].astype(object), brands=brands, status=status, error_kind=kinds, models=per_model)
     if not ok.all():
         log.warning("%d of %d images could not be read or decoded and are left out of the figures: %s",

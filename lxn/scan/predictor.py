@@ -32,7 +32,7 @@ import pyarrow as pa
 from lxn.scan import tiling
 from lxn.scan.report import DETECTION_TYPE, STAGED_SCHEMA
 
-__all__ = ["Predictor", "decide", "softmax", "needs_embeddings"]
+__all__ = ["Predictor", "decide", "softmax", "needs_embeddings", "nullable_strings"]
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def decide(probs: np.ndarray, *, no_logo: int | None, threshold: float, k: int) 
     return brand, confidence, order, top_p
 
 
-def _strings(values: np.ndarray) -> list[str | None]:
+def nullable_strings(values: np.ndarray) -> list[str | None]:
     """An object column as strings, with null for missing values: a null crosses Ray Data's numpy
     batches as None or as NaN, and "" marks an unknown ETag in the listing."""
     return [v if isinstance(v, str) and v else None for v in values.tolist()]
@@ -215,14 +215,14 @@ class Predictor:
             "key_hash": pa.array(batch["key_hash"], pa.uint64()),
             "scan_id": pa.array([self.scan_id] * n, pa.string()),
             "uri": pa.array(batch["uri"].tolist(), pa.string()),
-            "etag": pa.array(_strings(batch["etag"]), pa.string()),
+            "etag": pa.array(nullable_strings(batch["etag"]), pa.string()),
             "size": pa.array(batch["size"], pa.int64(), mask=np.asarray(batch["size"]) < 0),
             "last_modified": pa.array(batch["last_modified"]).cast(pa.timestamp("us", tz="UTC")),
             "width": pa.array(batch["width"], pa.int32(), mask=missing),
             "height": pa.array(batch["height"], pa.int32(), mask=missing),
             "status": pa.array(batch["status"].tolist(), pa.string()),
-            "error_kind": pa.array(_strings(batch["error_kind"]), pa.string()),
-            "error": pa.array(_strings(batch["error"]), pa.string()),
+            "error_kind": pa.array(nullable_strings(batch["error_kind"]), pa.string()),
+            "error": pa.array(nullable_strings(batch["error"]), pa.string()),
             "brand": pa.array(names.tolist(), pa.string()),
             "brand_source": pa.array(rows.source.tolist(), pa.string()),
             "confidence": pa.array(rows.confidence, pa.float32(), mask=missing),

@@ -61,10 +61,10 @@ def _set(uri, **aliases):
 
 
 def _config(uri, labelled, **kw):
-    # TwoSpotter does RedSpotter's work and more: ~40% slower, measured (and sub-millisecond
-    # timings on a loaded machine are noisy); the latency gate's own case is SlowTwoSpotter,
-    # hundreds of times slower.
-    kw.setdefault("max_latency_growth", 3.0)
+    # The spotters' batch-1 latencies are fractions of a millisecond, and a loaded machine (the
+    # suite's other worker, Ray) can move their ratio several times over; the latency gate's own case is
+    # SlowTwoSpotter, about 80x RedSpotter's time, measured.
+    kw.setdefault("max_latency_growth", 10.0)
     return PromoteConfig(registered_model="gated", tracking_uri=uri, labelled=labelled, class_min_support=5,
                          batch_size=8, fetch_threads=4, progress_bars=False, latency_rounds=10, **kw)
 
@@ -126,7 +126,7 @@ def test_missing_candidate_is_an_error(store, labelled):
 def _job_argv(store, *extra):
     return [sys.executable, str(REPO / "jobs/promote.py"), "--registered-model", "gated", "--tracking-uri", store,
             "--class-min-support", "5", "--batch-size", "8", "--no-progress-bars", "--latency-rounds", "5",
-            "--max-latency-growth", "3.0", *extra]
+            "--max-latency-growth", "10.0", *extra]
 
 
 def test_two_promotions_at_once_leave_one_winner(store, labelled, ray_head, tmp_path):
