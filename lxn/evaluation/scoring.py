@@ -168,11 +168,10 @@ def _prepared_rows(batch: dict[str, np.ndarray], *, names: list[str]) -> dict[st
             "data": batch["image"]}
 
 
-def _dataset(labelled: LabelledSet, batch_size: int):
+def _dataset(labelled: LabelledSet, names: list[str], batch_size: int):
     import pyarrow as pa
     import ray.data
 
-    names = _brand_names(labelled)
     if labelled.prepared is not None:
         filesystem, path = storage.arrow_filesystem(labelled.prepared)
         return ray.data.read_parquet(path, filesystem=filesystem).select_columns(["image", "class_name", "source_uri"]) \
@@ -198,7 +197,8 @@ def score(labelled: LabelledSet, models: Sequence[LoadedModel], tracking_uri: st
     groups: dict[str, list[int]] = {}
     for j, model in enumerate(models):
         groups.setdefault(json.dumps(model.preset.to_dict(), sort_keys=True), []).append(j)
-    dataset = _dataset(labelled, options.batch_size)
+    names = _brand_names(labelled)
+    dataset = _dataset(labelled, names, options.batch_size)
     for g, (preset_json, indices) in enumerate(groups.items()):
         preset = json.loads(preset_json)
         dataset = dataset.map_batches(
@@ -225,7 +225,6 @@ def score(labelled: LabelledSet, models: Sequence[LoadedModel], tracking_uri: st
     status = joined["status"].astype(object) if len(joined["status"]) else np.zeros(0, dtype=object)
     if len(status) != labelled.count:
         raise RuntimeError(f"the pipeline returned {len(status)} rows for {labelled.count} labelled images")
-    names = _brand_names(labelled)
     brands = [None if label == _NO_LOGO_LABEL else names[label] for label in joined["label"].tolist()]
     ok = status == "ok"
     scored_brands = [b for b, good in zip(brands, ok) if good]
