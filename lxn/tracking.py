@@ -221,6 +221,23 @@ def _local_artifact_location(uri: str, experiment: str) -> str | None:
     return (database.parent / "mlartifacts" / re.sub(r"[^A-Za-z0-9_.-]", "_", experiment)).as_uri()
 
 
+def _experiment_id(client, uri: str, experiment: str) -> str:
+    """The experiment's id, creating it if needed. Jobs started together (a grid's drivers, two
+    scans) may both find it missing: the loser of the create finds the winner's."""
+    from mlflow.exceptions import MlflowException
+
+    found = client.get_experiment_by_name(experiment)
+    if found:
+        return found.experiment_id
+    try:
+        return client.create_experiment(experiment, artifact_location=_local_artifact_location(uri, experiment))
+    except MlflowException as exc:
+        found = client.get_experiment_by_name(experiment) if exc.error_code == "RESOURCE_ALREADY_EXISTS" else None
+        if found is None:
+            raise
+        return found.experiment_id
+
+
 class RunTracker:
     """One MLflow run, addressed by id (no global active run), resumable by run name.
 
@@ -237,10 +254,7 @@ class RunTracker:
     def start(cls, experiment: str, run_name: str, uri: str | None = None) -> "RunTracker":
         uri = resolve_tracking_uri(uri)
         client = _client(uri)
-        found = client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found else client.create_experiment(
-            experiment, artifact_location=_local_artifact_location(uri, experiment)
-        )
+        experiment_id = _experiment_id(client, uri, experiment)
         previous = client.search_runs(
             [experiment_id],
             filter_string=f"tags.`{RUN_NAME_TAG}` = '{run_name}' and attributes.status != 'FINISHED'",

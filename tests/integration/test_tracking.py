@@ -2,6 +2,7 @@
 tampered artifacts, credentials."""
 
 import http.server
+import time
 import json
 import os
 from pathlib import Path
@@ -329,3 +330,24 @@ def test_a_registered_model_rebuilds_with_its_architecture_settings(store):
         torch.testing.assert_close(eager(images), loaded.module(images), atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(eager(images), InferenceModel(model, Preset(image_size=96)).eval()(images),
                                    atol=1e-5, rtol=1e-5)
+
+
+def _start_at(uri: str, at: float, name: str) -> str:
+    while time.time() < at:  # a spin barrier: both create calls land within microseconds
+        pass
+    return RunTracker.start("lxn-race", name, uri).run_id
+
+
+def test_jobs_started_together_both_get_the_new_experiment(tmp_path):
+    """Two drivers (a grid's seeds) starting runs in an experiment that does not exist yet: both
+    see it missing and both create it; the loser must use the winner's, not fail."""
+    import multiprocessing
+
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        pool.starmap(time.sleep, [(0,), (0,)])  # both workers up and imported before the race
+        for trial in range(4):
+            uri = f"sqlite:///{tmp_path}/race-{trial}.db"
+            check_tracking(uri)  # the store itself exists (the grid's driver creates it first)
+            at = time.time() + 1.0
+            runs = pool.starmap(_start_at, [(uri, at, "seed-0"), (uri, at, "seed-1")])
+            assert len(set(runs)) == 2
