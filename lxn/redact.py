@@ -1,9 +1,14 @@
 """The one redaction rule for everything lxn logs, stores or prints.
 
-    redact(value) = value with, in every string at any depth: URIs stripped of `user:password@`,
-    query and (unless it is a `#/route`) fragment; `name=value` pairs whose name looks secret masked; the values of the
+    redact(value) = value with, in every string at any depth: URIs' credentials masked in place
+    (`scheme://***@host/path?name=***#***`: userinfo, every query value, and a fragment unless it
+    is a `#/route`); `name=value` pairs whose name looks secret masked; the values of the
     process's secret environment variables (and of secrets registered at run time) masked;
     and in every mapping, the values under secret-looking keys masked.
+
+Masked in place, not removed: the record still names the prefix that was scanned and shows that
+something was taken out of it. Userinfo is found as people write it, not only as RFC 3986 allows:
+a password with an unencoded `/` or `@` (`http://user:S3C/RET@PW@host/`) is masked whole.
 
 What counts as data is not redacted: report rows keep their objects' URIs (an S3 key may
 legally contain `?`), since they name what was scanned. Settings, summaries, MLflow params and
@@ -19,7 +24,8 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MASK", "is_secret_key", "redact", "redact_text", "redact_uri", "register_secret", "RedactingFilter"]
+__all__ = ["MASK", "is_secret_key", "redact", "redact_text", "redact_uri", "register_secret", "RedactingFilter",
+           "split_userinfo"]
 
 MASK = "***"
 
@@ -57,22 +63,65 @@ def _secrets() -> list[str]:
 
 
 def redact_uri(uri: str) -> str:
-    """`uri` without `user:password@`, query and fragment (`scheme://host[:port]/path`)."""
+    """`uri` with its credentials masked in place (`scheme://***@host/path?name=***`)."""
     match = _URI.fullmatch(uri.strip())
-    return _strip_uri(match) if match else redact_text(uri)
+    return _mask_uri(match) if match else redact_text(uri)
 
 
-def _strip_uri(match: re.Match) -> str:
+# `host:8080/...`: a port (at most 65535), not the start of a password
+_PORT_THEN_PATH = re.compile(r"(\d{0,5})(/|$)")
+
+
+def split_userinfo(rest: str) -> tuple[str | None, str]:
+    """(userinfo, the rest) of what follows `scheme://`, or (None, rest) when there is none.
+
+    The userinfo ends at the last `@` of the authority (RFC 3986, so an `@` in the password is
+    kept in it). When the authority has no `@` but the text reads `user:pass/word@host`, a
+    password with an unencoded `/`, the userinfo runs to the `@` before the host."""
+    head = re.split(r"[?#]", rest, maxsplit=1)[0]
+    authority = head.split("/", 1)[0]
+    if "@" in authority:
+        at = authority.rindex("@")
+        return rest[:at], rest[at + 1:]
+    if "@" not in head:
+        return None, rest
+    first = head.index("@")
+    candidate = head[:first]
+    colon = candidate.find(":")
+    port = _PORT_THEN_PATH.match(candidate[colon + 1:]) if colon >= 0 else None
+    if colon < 0 or "/" in candidate[:colon] or (port and int(port.group(1) or 0) <= 65535):
+        return None, rest  # an `@` in a path (`s3://bucket/a@b.jpg`, `http://host:80/a@b`)
+    host = head[first + 1:].split("/", 1)[0]
+    at = first + 1 + host.rindex("@") if "@" in host else first
+    return rest[:at], rest[at + 1:]
+
+
+def _mask_query(query: str) -> str:
+    return "&".join(f"{pair.partition('=')[0]}={MASK}" if "=" in pair else (MASK if pair else "")
+                    for pair in query.split("&"))
+
+
+def _mask_uri(match: re.Match) -> str:
     scheme, rest = match.group(1), match.group(2)
-    authority, slash, path = rest.partition("/")
-    authority = authority.rpartition("@")[2]  # the last @ ends the userinfo
-    path, _, fragment = path.partition("#")
-    path = path.split("?", 1)[0]
-    authority = re.split(r"[?#]", authority, maxsplit=1)[0]
-    # A fragment that is a path is a client-side route (MLflow's UI: #/experiments/1/runs/...); any
-    # other may be a token (an OAuth implicit grant), and goes with the query.
-    route = "#" + fragment.split("?", 1)[0] if fragment.startswith("/") else ""
-    return f"{scheme}://{authority}{slash}{path}{route}"
+    userinfo, rest = split_userinfo(rest)
+    cut = re.search(r"[?#]", rest)
+    body, tail = (rest[:cut.start()], rest[cut.start():]) if cut else (rest, "")
+    query, fragment = "", ""
+    if tail.startswith("?"):
+        query, _, fragment = tail[1:].partition("#")
+        fragment = "#" + fragment if "#" in tail else ""
+    else:
+        fragment = tail
+    masked = f"{scheme}://{MASK + '@' if userinfo is not None else ''}{body}"
+    if tail.startswith("?"):
+        masked += "?" + _mask_query(query)
+    if fragment:
+        # A fragment that is a path is a client-side route (MLflow's UI: #/experiments/1/runs/...);
+        # any other may be a token (an OAuth implicit grant).
+        route, question, route_query = fragment[1:].partition("?")
+        masked += ("#" + route + (f"?{_mask_query(route_query)}" if question else "")) if route.startswith("/") \
+            else f"#{MASK}"
+    return masked
 
 
 def redact_text(text: str) -> str:
@@ -80,7 +129,7 @@ def redact_text(text: str) -> str:
     known secret values masked."""
     if not text:
         return text
-    out = _URI.sub(_strip_uri, text)
+    out = _URI.sub(_mask_uri, text)
     out = _PAIR.sub(lambda m: m.group(1) + MASK, out)
     for secret in _secrets():
         out = out.replace(secret, MASK)

@@ -12,7 +12,8 @@ URIs
     A location lxn writes through pyarrow (`location`: report roots, checkpoints, prepared data)
     must not have `.`/`..` or empty segments, because pyarrow resolves or refuses them. Anything
     else, a one-slash typo such as `s3:/bucket/key` included, raises `InvalidURIError`, a
-    `ValueError` whose message says what to write.
+    `ValueError` whose message says what to write. So does a relative path whose first folder is
+    a scheme name (`s3//bucket/key`, `gs/x`): `./s3/x` names such a local folder.
 
 Endpoint and credentials
     The S3 endpoint is the `endpoint_url` argument, else `AWS_ENDPOINT_URL_S3`, else
@@ -76,10 +77,17 @@ __all__ = [
     "write_text",
     "exists",
     "check_writable",
+    "check_listable",
+    "check_readable",
     "object_info",
     "delete",
     "delete_prefix",
+    "move_prefix",
     "remove_debris",
+    "read_versioned",
+    "put_if_absent",
+    "put_if_match",
+    "delete_if_match",
     "arrow_filesystem",
 ]
 
@@ -104,6 +112,9 @@ _FILE_SCHEME = "file://"
 _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 # `s3:/bucket`, `s3:bucket`, `file:/x`: a URI scheme without its `//` is a typo, not a local path.
 _TYPO_RE = re.compile(r"^(s3|s3a|s3n|gs|gcs|file|http|https|az|abfs|abfss|hdfs|models|runs):(?!//)", re.I)
+# `s3//bucket/key`, `s3/bucket/key`: a relative path whose first folder is a scheme name is a
+# typo far more often than a folder of that name (write `./s3/...` to mean one).
+_SCHEME_FOLDERS = frozenset({"s3", "s3a", "s3n", "gs", "gcs", "az", "abfs", "abfss", "hdfs", "http", "https", "file"})
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 _BUCKET_BAD_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
@@ -177,6 +188,13 @@ def normalize_uri(uri: str | os.PathLike[str]) -> str:
             raise InvalidURIError(
                 f"invalid URI {text!r}: {scheme}: must be followed by // (write {meant}); "
                 f"a local path cannot start with '{scheme}:'"
+            )
+        first = re.split(r"[/\\]", text, maxsplit=1)[0]
+        if first.lower() in _SCHEME_FOLDERS:
+            rest = text[len(first):].lstrip("/\\")
+            raise InvalidURIError(
+                f"invalid URI {text!r}: it reads as a local folder named {first!r}, most likely a typo for "
+                f"{first.lower()}://{rest}; to mean the local folder, write ./{text}"
             )
         return os.path.abspath(os.path.expanduser(text))
     scheme = match.group(1).lower()
@@ -715,6 +733,39 @@ def check_writable(uri: str | os.PathLike[str], what: str = "output") -> str:
     return root
 
 
+def check_listable(uri: str | os.PathLike[str], what: str = "input") -> str:
+    """Fail fast, before a job does any work, if directory/prefix `uri` cannot be listed (a
+    missing directory or bucket, no permission); returns it. An empty S3 prefix can be listed."""
+    root = normalize_uri(uri)
+    try:
+        if root.startswith(_S3_SCHEME):
+            bucket, key = split_s3(root)
+            client = s3_client()
+            _s3_call(root, lambda: client.list_objects_v2(Bucket=bucket, Prefix=_dir_key(key), MaxKeys=1))
+        else:
+            _require_dir(root)
+            with os.scandir(root) as entries:
+                next(entries, None)
+    except OSError as exc:
+        raise OSError(f"cannot list the {what} {root}: {exc}") from None
+    return root
+
+
+def check_readable(uri: str | os.PathLike[str], what: str = "input") -> str:
+    """Fail fast if the object or file at `uri` cannot be read (missing, a directory, no
+    permission); returns it. On S3 one HEAD request (which needs the same s3:GetObject permission)."""
+    target = normalize_uri(uri)
+    try:
+        if target.startswith(_S3_SCHEME):
+            object_info(target)
+        else:
+            with open(target, "rb") as f:
+                f.read(1)
+    except OSError as exc:
+        raise OSError(f"cannot read the {what} {target}: {exc}") from None
+    return target
+
+
 def object_info(uri: str | os.PathLike[str]) -> ObjectInfo:
     """The `ObjectInfo` of one object or regular file, as `iter_objects` would list it (one HEAD
     request on S3, no body). Missing -> FileNotFoundError naming the URI."""
@@ -817,6 +868,98 @@ def delete_prefix(uri: str | os.PathLike[str]) -> int:
 # --------------------------------------------------------------------------------------------
 # pyarrow
 # --------------------------------------------------------------------------------------------
+
+
+def move_prefix(uri: str | os.PathLike[str], target: str | os.PathLike[str]) -> int:
+    """Move everything below directory/prefix `uri` to `target` (which must not exist yet); returns
+    how many objects/files moved. Local: one rename. S3: a copy of each object, then the deletes."""
+    source, destination = normalize_uri(uri), normalize_uri(target)
+    if source.startswith(_S3_SCHEME) != destination.startswith(_S3_SCHEME):
+        raise ValueError(f"cannot move {source} to {destination}: both must be local or both S3")
+    if not source.startswith(_S3_SCHEME):
+        if not os.path.isdir(source):
+            return 0
+        count = sum(1 for _ in _walk_local(source))
+        os.makedirs(os.path.dirname(destination), exist_ok=True)
+        os.rename(source, destination)
+        return count
+    bucket, _ = split_s3(source)
+    target_bucket, target_key = split_s3(destination)
+    client = s3_client()
+    moved = 0
+    for info in iter_objects(source):
+        key = _dir_key(target_key) + relpath(info.uri, source)
+        _, source_key = split_s3(info.uri)
+        _s3_call(info.uri, lambda: client.copy_object(Bucket=target_bucket, Key=key,
+                                                      CopySource={"Bucket": bucket, "Key": source_key}))
+        moved += 1
+    delete_prefix(source)
+    return moved
+
+
+# Conditional writes (S3's If-None-Match / If-Match): the building blocks of a lease. S3 only; a
+# local lease uses the kernel's file locks instead (lxn.scan.lease).
+
+
+def _conditional(uri: str, fn: Callable[[], T]) -> T | None:
+    """`fn()`, or None when S3 refuses its precondition (412) or a concurrent conditional write won (409)."""
+    try:
+        return _s3_call(uri, lambda: _raising(fn))
+    except _PreconditionFailed:
+        return None
+
+
+class _PreconditionFailed(Exception):
+    pass
+
+
+def _raising(fn: Callable[[], T]) -> T:
+    from botocore.exceptions import ClientError
+
+    try:
+        return fn()
+    except ClientError as error:
+        if _error_code(error) in ("PreconditionFailed", "412", "ConditionalRequestConflict", "409") \
+                or (getattr(error, "response", {}) or {}).get("ResponseMetadata", {}).get("HTTPStatusCode") in (409, 412):
+            raise _PreconditionFailed() from None
+        raise
+
+
+def read_versioned(uri: str | os.PathLike[str]) -> tuple[bytes, str]:
+    """The object's bytes and its ETag (S3). Missing -> FileNotFoundError."""
+    bucket, key = _object_key(normalize_uri(uri))
+    client = s3_client()
+    response = _s3_call(str(uri), lambda: client.get_object(Bucket=bucket, Key=key))
+    return response["Body"].read(), response["ETag"]
+
+
+def put_if_absent(uri: str | os.PathLike[str], data: bytes) -> str | None:
+    """Create the object only if none exists at `uri`; its ETag, or None if one exists."""
+    bucket, key = _object_key(normalize_uri(uri))
+    client = s3_client()
+    response = _conditional(str(uri), lambda: client.put_object(Bucket=bucket, Key=key, Body=data, IfNoneMatch="*"))
+    return None if response is None else response["ETag"]
+
+
+def put_if_match(uri: str | os.PathLike[str], data: bytes, etag: str) -> str | None:
+    """Replace the object only if its ETag is still `etag`; the new ETag, or None if it changed or went."""
+    bucket, key = _object_key(normalize_uri(uri))
+    client = s3_client()
+    try:
+        response = _conditional(str(uri), lambda: client.put_object(Bucket=bucket, Key=key, Body=data, IfMatch=etag))
+    except FileNotFoundError:
+        return None
+    return None if response is None else response["ETag"]
+
+
+def delete_if_match(uri: str | os.PathLike[str], etag: str) -> bool:
+    """Delete the object only if its ETag is still `etag`; whether it was deleted."""
+    bucket, key = _object_key(normalize_uri(uri))
+    client = s3_client()
+    try:
+        return _conditional(str(uri), lambda: client.delete_object(Bucket=bucket, Key=key, IfMatch=etag)) is not None
+    except FileNotFoundError:
+        return False
 
 
 def arrow_filesystem(uri: str | os.PathLike[str]) -> tuple[pyarrow.fs.FileSystem, str]:

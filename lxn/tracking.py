@@ -12,9 +12,10 @@
   with torch.export (MLflow's `pt2` format), and it never travels without its class names,
   preprocessing preset and model config, which ride in the MLmodel metadata under the `lxn` key.
 * Loading runs no code from the artifact store (`verify_model_dir`): the artifact may hold only
-  the files an lxn pt2 model has, its `data/model.pt2` must match the SHA-256 recorded in the
-  registry when the version was registered, and MLflow's pickle deserialization is off in every
-  process that loads a model, so MLflow also checks that the archive holds no pickled payload.
+  the files an lxn pt2 model has, a registered version's `data/model.pt2` must match the SHA-256
+  the registry recorded when it was registered (a version without one is refused:
+  `jobs/trust.py` records it after checking), and MLflow's check that the archive holds no
+  pickled payload runs on every load, whatever the environment says (`_pickle_guard_on`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ import torch
 import lxn
 from lxn import registry
 from lxn.presets import InferenceModel, Preset
-from lxn.redact import is_secret_key, redact, redact_uri, register_secret
+from lxn.redact import is_secret_key, redact, redact_text, redact_uri, register_secret, split_userinfo
 
 __all__ = [
     "DEFAULT_TRACKING_URI",
@@ -65,6 +66,8 @@ __all__ = [
     "UnsafeModelError",
     "PT2_SHA256_TAG",
     "version_tags",
+    "artifact_sha256",
+    "record_digest",
 ]
 
 log = logging.getLogger(__name__)
@@ -75,6 +78,9 @@ RUN_NAME_TAG = "lxn.run_name"
 # when the version is registered, and checked whenever it is loaded.
 PT2_SHA256_TAG = registry.PT2_SHA256
 _PICKLE_SWITCH = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+# Settings under which MLflow skips its pickle check when loading (mlflow.pytorch's
+# `_is_pickle_deserialization_allowed`: it trusts a Databricks runtime or model-serving container).
+_PICKLE_GUARD_OFF = ("DATABRICKS_RUNTIME_VERSION", "DATABRICKS_ENV_VERSION", "IS_IN_DB_MODEL_SERVING_ENV")
 
 
 class TrackingError(RuntimeError):
@@ -99,10 +105,17 @@ def resolve_tracking_uri(uri: str | None = None) -> str:
         uri = prefix + str(Path(uri[len(prefix):]).resolve())
     parts = urlsplit(uri)
     if parts.scheme in ("http", "https"):
+        userinfo, _ = split_userinfo(uri.split("://", 1)[1])
+        if userinfo is not None:
+            register_secret(unquote(userinfo.partition(":")[2]))
+            register_secret(userinfo.partition(":")[2])
+            if userinfo != parts.netloc.rpartition("@")[0]:
+                raise TrackingError(f"tracking URI {redact_uri(uri)}: its password holds an unencoded '/' (or another "
+                                    "character a URI cannot carry there): percent-encode it ('/' is %2F), or give it "
+                                    "through MLFLOW_TRACKING_PASSWORD")
         if parts.query or parts.fragment:
-            raise TrackingError(f"tracking URI {redact_uri(uri)}?...: MLflow cannot use a query or fragment in it; "
+            raise TrackingError(f"tracking URI {redact_uri(uri)} has a query or fragment, which MLflow cannot use; "
                                 "give a token through MLFLOW_TRACKING_TOKEN instead")
-        register_secret(unquote(parts.password or ""))
     return uri
 
 
@@ -526,7 +539,45 @@ def verify_model_dir(local: Path, expected_sha256: str | None) -> dict[str, Any]
         if actual != expected_sha256:
             raise UnsafeModelError(f"data/model.pt2 has SHA-256 {actual[:16]}..., not the {expected_sha256[:16]}... "
                                    "recorded in the registry: the artifact was changed after registration")
+    _check_pickle_free(local / "data/model.pt2")
     return metadata
+
+
+def _check_pickle_free(archive: Path) -> None:
+    """MLflow's own check that a pt2 archive holds nothing but tensors and JSON (torch.export.load
+    unpickles its records with weights_only=False), called here so that no setting can skip it."""
+    import mlflow.pytorch
+    from mlflow.exceptions import MlflowException
+
+    check = getattr(mlflow.pytorch, "_validate_pt2_archive_is_pickle_free", None)
+    if check is None:  # fail closed: an MLflow without the check cannot load a model safely
+        raise UnsafeModelError(f"MLflow {mlflow.__version__} has no pt2 pickle check; lxn will not load models with it")
+    try:
+        check(str(archive))
+    except MlflowException as exc:
+        raise UnsafeModelError(f"data/model.pt2 holds a pickled payload (MLflow: {str(exc).split('. ')[0]}); "
+                               "refusing to load it") from None
+
+
+@contextlib.contextmanager
+def _mlflow_refusal(source: str) -> Iterator[None]:
+    """What MLflow refuses while fetching or loading a model, as a one-line reason (a ValueError),
+    not a traceback."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        raise ValueError(f"cannot load {source}: {redact_text(exc.message)}") from None
+
+
+def _pickle_guard_on() -> None:
+    """Keep MLflow's pickle check on in this process and any it starts: pickle deserialization
+    off, and the Databricks settings that would turn the check off removed."""
+    os.environ[_PICKLE_SWITCH] = "false"
+    for name in _PICKLE_GUARD_OFF:
+        if os.environ.pop(name, None) is not None:
+            log.warning("%s is set: removed for this process, since MLflow would load pickled models under it", name)
 
 
 def rebuild_eager(graph: torch.nn.Module, model_config: Mapping[str, Any], preset: Preset) -> InferenceModel:
@@ -571,6 +622,36 @@ def set_alias(ref: ModelRef, alias: str, tracking_uri: str | None = None) -> Non
     _client(resolve_tracking_uri(tracking_uri)).set_registered_model_alias(ref.name, alias, ref.version)
 
 
+def artifact_sha256(ref: ModelRef, tracking_uri: str | None = None, expected: str | None = None) -> str:
+    """The SHA-256 of a registered version's data/model.pt2, after the same checks a load makes
+    (only an lxn pt2 model's files, the digest `expected` if given, no pickled payload); nothing
+    of it is loaded."""
+    import mlflow
+
+    _pickle_guard_on()
+    tracking_uri = resolve_tracking_uri(tracking_uri)
+    with _fluent(tracking_uri), tempfile.TemporaryDirectory(prefix="lxn-trust-") as tmp, _mlflow_refusal(ref.uri):
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=ref.uri, dst_path=tmp))
+        try:
+            verify_model_dir(local, expected)
+        except UnsafeModelError as exc:
+            raise UnsafeModelError(f"{ref.uri}: {exc}") from None
+        return _sha256(local / "data/model.pt2")
+
+
+def record_digest(ref: ModelRef, sha256: str, tracking_uri: str | None = None) -> None:
+    """Record `sha256` as the version's digest (for a version registered without one). A digest
+    already recorded is never replaced: a different archive under a trusted version is what the
+    digest exists to catch."""
+    tracking_uri = resolve_tracking_uri(tracking_uri)
+    recorded = version_tags(ref, tracking_uri).get(PT2_SHA256_TAG)
+    if recorded and recorded != sha256:
+        raise UnsafeModelError(f"{ref.uri} already records SHA-256 {recorded[:16]}..., not {sha256[:16]}...: "
+                               "its archive changed after registration; register the model again instead")
+    if not recorded:
+        _client(tracking_uri).set_model_version_tag(ref.name, ref.version, PT2_SHA256_TAG, sha256)
+
+
 def load_model(uri: str, tracking_uri: str | None = None, device: str | torch.device = "cpu") -> LoadedModel:
     """Load a logged or registered model (`models:/...`, `runs:/...` or a local directory).
 
@@ -584,17 +665,19 @@ def load_model(uri: str, tracking_uri: str | None = None, device: str | torch.de
     """
     import mlflow
 
-    os.environ[_PICKLE_SWITCH] = "false"  # for this process and any it starts
+    _pickle_guard_on()
     tracking_uri = resolve_tracking_uri(tracking_uri)
     ref = resolve_model_uri(uri, tracking_uri) if uri.startswith("models:/") else None
     source = ref.uri if ref else uri
     expected = None
     if ref is not None:
-        expected = _client(tracking_uri).get_model_version(ref.name, ref.version).tags.get(PT2_SHA256_TAG)
-        if expected is None:
-            log.warning("%s has no %s tag (registered by an older lxn): its weights cannot be checked against "
-                        "the registry; register it again to protect it", ref.uri, PT2_SHA256_TAG)
-    with _fluent(tracking_uri), tempfile.TemporaryDirectory(prefix="lxn-model-") as tmp:
+        expected = version_tags(ref, tracking_uri).get(PT2_SHA256_TAG)
+        if not expected:
+            raise UnsafeModelError(
+                f"{ref.uri} has no {PT2_SHA256_TAG} tag (registered by an older lxn, or the tag was removed), so its "
+                f"weights cannot be checked: refusing to load it. If you trust it, record its digest with "
+                f"`python jobs/trust.py {ref.uri}`, or register the model again")
+    with _fluent(tracking_uri), tempfile.TemporaryDirectory(prefix="lxn-model-") as tmp, _mlflow_refusal(source):
         local = Path(source) if Path(source).is_dir() else Path(
             mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp)
         )

@@ -15,11 +15,11 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-import re
 from typing import Literal
 
 from lxn.config import add_arguments, from_namespace, setting
 from lxn.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from lxn.scan.layout import check_date, check_scan_id
 
 __all__ = ["ScanConfig", "DEFAULT_EXTENSIONS", "build_parser", "parse_scan_config", "scan_date", "derive_scan_id"]
 
@@ -27,7 +27,6 @@ __all__ = ["ScanConfig", "DEFAULT_EXTENSIONS", "build_parser", "parse_scan_confi
 # reported as `unsupported` rows rather than silently left out of the report.
 DEFAULT_EXTENSIONS = ["jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff", "avif", "heic", "heif", "svg"]
 
-_SCAN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _MAX_GRID = 8
 
 
@@ -64,6 +63,7 @@ class ScanConfig:
     listing_chunk: int = setting(50_000, "objects per staged listing file (bounds the driver's memory while listing)")
     checkpoint_rows: int = setting(5_000, "results are staged at least every this many rows: a killed scan redoes at most about this many")
     checkpoint_seconds: float = setting(60.0, "... or at least this often")
+    lease_wait: float = setting(0.0, "seconds to wait while another scan holds the report root's lease (one scan writes to a root at a time); 0: exit at once")
     stat_threads: int = setting(16, "concurrent HEAD requests for manifest entries without an ETag")
     ray_address: str | None = setting(None, "Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
     progress_bars: bool = setting(True, "Ray Data's progress bars (--no-progress-bars for cron logs; progress is logged either way)")
@@ -92,16 +92,14 @@ class ScanConfig:
             problems.append(f"--unknown-below is a cosine similarity within -1..1, got {self.unknown_below}")
         if self.tiles is not None and any(not 2 <= g <= _MAX_GRID for g in self.tiles):
             problems.append(f"--tiles takes grid sizes within 2..{_MAX_GRID} (the whole image is always a tile), got {self.tiles}")
-        if self.date is not None:
-            try:
-                dt.date.fromisoformat(self.date)
-            except ValueError:
-                problems.append(f"--date must be YYYY-MM-DD, got {self.date!r}")
-            else:
-                if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", self.date):
-                    problems.append(f"--date must be YYYY-MM-DD, got {self.date!r}")
-        if self.scan_id is not None and not _SCAN_ID_RE.match(self.scan_id):
-            problems.append(f"--scan-id must be 1-100 characters of A-Z a-z 0-9 . _ - (no leading punctuation), got {self.scan_id!r}")
+        if self.lease_wait < 0:
+            problems.append(f"--lease-wait must be >= 0 seconds, got {self.lease_wait}")
+        for value, check in ((self.date, check_date), (self.scan_id, check_scan_id)):
+            if value is not None:
+                try:
+                    check(value)
+                except ValueError as exc:
+                    problems.append(str(exc))
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -32,6 +32,7 @@ from lxn.redact import redact
 from lxn.scan import listing as listing_mod
 from lxn.scan.config import ScanConfig, derive_scan_id, scan_date
 from lxn.scan.fetch import fetch_and_decode
+from lxn.scan.lease import Lease
 from lxn.scan.predictor import Predictor, needs_embeddings
 from lxn.scan.report import (
     Layout,
@@ -66,21 +67,48 @@ class ScanResult:
     recovered: list[str] = dataclasses.field(default_factory=list)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Plan:
+    """A scan's settings resolved once, before it writes anything: what it scans, with which
+    model version and threshold, under which id."""
+
+    config: ScanConfig  # threshold and unknown_below as resolved
+    layout: Layout
+    scan_id: str
+    date: str
+    sources: list[str]
+    manifest: str | None
+    ref: Any  # lxn.tracking.ModelRef
+    tracking_uri: str
+    threshold_source: str
+    unknown_source: str
+
+
 def run(config: ScanConfig) -> ScanResult:
     """Run (or resume, or find already committed) the scan that `config` describes."""
-    from lxn.registry import scan_threshold, scan_unknown_below
-    from lxn.tracking import RunTracker, check_tracking, load_model, resolve_model_uri, version_tags
-
     started = time.monotonic()
+    plan = _resolve(config)
+    with Lease(plan.layout, plan.scan_id, wait_s=config.lease_wait) as lease:  # one writer under --out from here on
+        return _run_leased(plan, lease, started)
+
+
+def _resolve(config: ScanConfig) -> _Plan:
+    """Check every input and output and resolve the model version, before any work: a missing
+    source, a typo or an unreachable store fails here, before a model is loaded or a run created."""
+    from lxn.registry import scan_threshold, scan_unknown_below
+    from lxn.tracking import check_tracking, resolve_model_uri, version_tags
+
     if not config.source and not config.manifest:
         raise ValueError("nothing to scan: give --source PREFIX (repeatable) or --manifest FILE")
     layout = Layout(config.out)
     sources = listing_mod.check_sources(config.source, out=layout.out)
     manifest = storage.normalize_uri(config.manifest) if config.manifest else None
     if manifest:
-        storage.object_info(manifest)  # a missing manifest fails here, before any model or run
+        storage.check_readable(manifest, "--manifest")
+    else:
+        for source in sources:
+            storage.check_listable(source, "--source")
     date = scan_date(config)
-    # Every output location is checked before any model is loaded or MLflow run created.
     storage.check_writable(layout.out, "scan report")
     tracking_uri = check_tracking(config.tracking_uri)
     ref = resolve_model_uri(config.model, tracking_uri)  # once: every row records this version
@@ -92,7 +120,14 @@ def run(config: ScanConfig) -> ScanResult:
     log.info("no-logo threshold %.3f: %s; open-set cut: %s (%s)", threshold, threshold_source, unknown_below,
              unknown_source)
     scan_id = derive_scan_id(config, date=date, out=layout.out, sources=sources, manifest=manifest, model_uri=ref.uri)
+    return _Plan(config, layout, scan_id, date, sources, manifest, ref, tracking_uri, threshold_source, unknown_source)
 
+
+def _run_leased(plan: _Plan, lease: Lease, started: float) -> ScanResult:
+    from lxn.tracking import RunTracker, load_model
+
+    config, layout, scan_id, date, ref, tracking_uri = (plan.config, plan.layout, plan.scan_id, plan.date, plan.ref,
+                                                        plan.tracking_uri)
     recovered = recover(layout)
     for done in recovered:
         _log_to_mlflow(done, tracking_uri)
@@ -105,22 +140,22 @@ def run(config: ScanConfig) -> ScanResult:
             log.warning("scan %s under %s never finished: re-run its command (with its --date) to finish it, "
                         "or delete %s", other, layout.out, layout.staging(other))
 
+    loaded = load_model(ref.uri, tracking_uri, "cpu")  # preset and classes; a bad model fails here, before any run
+    preset, class_names, prototype_brands = loaded.preset, loaded.predicted_classes, loaded.prototypes.brands
+    if needs_embeddings(len(prototype_brands), config.embeddings, config.unknown_below):
+        from lxn.embeddings import embedding_model
+
+        embedding_model(loaded)  # a model without embeddings fails here, not in every actor
+    del loaded
+
     tracker = RunTracker.start(config.experiment, scan_id, tracking_uri)
     try:
         tracker.set_tags({"lxn.kind": "scan", "model_name": ref.name, "model_version": ref.version, "scan_date": date})
         tracker.log_params({**to_dict(config), "resolved_model": ref.uri, "scan_id": scan_id,
-                            "threshold_source": threshold_source, "unknown_below_source": unknown_source})
-        loaded = load_model(ref.uri, tracking_uri, "cpu")  # preset and classes; a bad model fails here
-        preset, class_names, prototype_brands = loaded.preset, loaded.predicted_classes, loaded.prototypes.brands
-        if needs_embeddings(len(prototype_brands), config.embeddings, config.unknown_below):
-            from lxn.embeddings import embedding_model
-
-            embedding_model(loaded)  # a model without embeddings fails here, not in every actor
-        del loaded
-
+                            "threshold_source": plan.threshold_source, "unknown_below_source": plan.unknown_source})
         stats = listing_mod.read_listing_stats(layout.listing(scan_id))
         if stats is None:
-            stats = _list(config, layout, scan_id, sources, manifest)
+            stats = _list(config, layout, scan_id, plan.sources, plan.manifest)
         else:
             log.info("scan %s: reusing its staged listing (%d objects to scan)", scan_id, stats.rows)
         inputs, pending, resumed = _pending(layout, scan_id, stats.rows)
@@ -134,19 +169,20 @@ def run(config: ScanConfig) -> ScanResult:
             "date": date,
             "experiment": config.experiment,
             "model": {"name": ref.name, "version": ref.version, "uri": ref.uri, "requested": config.model},
-            "sources": sources,
-            "manifest": manifest,
+            "sources": plan.sources,
+            "manifest": plan.manifest,
             "counts": {"listed": stats.listed, "skipped_unchanged": stats.skipped_unchanged,
                        "duplicates": stats.duplicates, "to_scan": stats.rows},
             "throughput": throughput,
             "settings": {k: v for k, v in to_dict(config).items()
                          if k not in ("source", "manifest", "model", "out", "tracking_uri", "experiment")},
-            "threshold": {"value": threshold, "source": threshold_source},
-            "unknown_below": {"value": unknown_below, "source": unknown_source},
+            "threshold": {"value": config.threshold, "source": plan.threshold_source},
+            "unknown_below": {"value": config.unknown_below, "source": plan.unknown_source},
             "prototype_brands": prototype_brands,
             "image_size": preset.image_size,
             "classes": len(class_names),
         }))
+        lease.check()
         result = finish_commit(layout, scan_id)
         _log_summary(tracker, result)
         tracker.finish()

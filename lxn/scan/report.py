@@ -1,19 +1,10 @@
-"""The scan report: its schema, its layout under the report root, staging and the atomic commit.
-
-Layout (OUT is `--out`; `<id>` the scan id, `<date>` its `--date`)::
-
-    OUT/dt=<date>/scan-<id>.parquet     the report: one file per scan, all its rows
-    OUT/dt=<date>/_scan-<id>.json       the scan's summary (counts, brands, errors, throughput)
-    OUT/_scans/<id>/_SUCCESS            JSON manifest (the summary plus the report's size), last
-    OUT/_scans/<id>/covered.parquet     what the scan covered, for incremental scans (state.py)
-    OUT/_staging/<id>/                  a scan in progress; removed once it is committed
+"""The scan report: its schema, staging and the atomic commit (the paths: layout.py).
 
 Readers see whole scans or nothing. The report of a scan is a single file that appears at once:
 it is written in staging and then moved into its partition (a rename on a local disk; a
 server-side copy on S3, where an object becomes visible only when the copy completes; pyarrow
 copies with one CopyObject request, so a report file can be at most 5 GB, tens of millions of
-rows). Readers
-skip the rest: pyarrow ignores paths starting with `_` or `.`, and the DuckDB glob
+rows). Readers skip the rest: pyarrow ignores paths starting with `_` or `.`, and the DuckDB glob
 `OUT/dt=*/*.parquet` matches only reports.
 
 Staging, resume and commit:
@@ -28,16 +19,20 @@ Staging, resume and commit:
   them into the report, moves it into place, writes the summary, `covered.parquet` and finally
   `_SUCCESS`, then deletes the staging. Every step can be repeated: a job killed anywhere in
   there leaves an intent that the next scan job on the same OUT (any scan) finishes first.
+* Everything read back is checked before it shapes a path or a row: an intent that names
+  another scan or no real date, parts that repeat or invent rows, foreign files in staging make
+  the folder `DamagedStaging`, which the next scan moves to `_quarantine/` and goes on.
+* Only the holder of the report root's lease (lease.py) writes or recovers under it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import io
 import json
 import logging
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -51,6 +46,7 @@ import pyarrow.parquet as pq
 import lxn
 from lxn import storage
 from lxn.images import ERROR_KINDS
+from lxn.scan.layout import Layout, check_date, check_scan_id
 from lxn.scan.state import CoveredSet, read_covered, write_covered
 
 __all__ = [
@@ -72,6 +68,8 @@ __all__ = [
     "write_intent",
     "finish_commit",
     "recover",
+    "quarantine",
+    "DamagedStaging",
 ]
 
 log = logging.getLogger(__name__)
@@ -134,55 +132,13 @@ STAGED_SCHEMA = pa.schema(
 )
 
 _ROW_GROUP_ROWS = 128_000
+# The result parts StagedResults writes: part-<attempt: time hex>-<pid>-<sequence>.parquet
+_PART_RE = re.compile(r"^part-[0-9a-f]{16}-\d+-\d{6,}\.parquet$")
 
 
-@dataclasses.dataclass(frozen=True)
-class Layout:
-    """Where everything of a report root lives (see the module docstring)."""
-
-    out: str
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "out", storage.location(self.out))
-
-    def partition(self, date: str) -> str:
-        return storage.join(self.out, f"dt={date}")
-
-    def report(self, date: str, scan_id: str) -> str:
-        return storage.join(self.partition(date), f"scan-{scan_id}.parquet")
-
-    def summary(self, date: str, scan_id: str) -> str:
-        return storage.join(self.partition(date), f"_scan-{scan_id}.json")
-
-    def scans(self) -> str:
-        return storage.join(self.out, "_scans")
-
-    def success(self, scan_id: str) -> str:
-        return storage.join(self.scans(), scan_id, "_SUCCESS")
-
-    def covered(self, scan_id: str) -> str:
-        return storage.join(self.scans(), scan_id, "covered.parquet")
-
-    def staging_root(self) -> str:
-        return storage.join(self.out, "_staging")
-
-    def staging(self, scan_id: str) -> str:
-        return storage.join(self.staging_root(), scan_id)
-
-    def listing(self, scan_id: str) -> str:
-        return storage.join(self.staging(scan_id), "listing")
-
-    def pending(self, scan_id: str) -> str:
-        return storage.join(self.staging(scan_id), "pending")
-
-    def results(self, scan_id: str) -> str:
-        return storage.join(self.staging(scan_id), "results")
-
-    def intent(self, scan_id: str) -> str:
-        return storage.join(self.staging(scan_id), "_COMMIT.json")
-
-    def staged_report(self, scan_id: str) -> str:
-        return storage.join(self.staging(scan_id), "report.parquet")
+class DamagedStaging(RuntimeError):
+    """A staging folder whose files cannot be a committed scan (an unreadable or inconsistent
+    intent, parts that repeat rows or hold unlisted ones, foreign files): it is never published."""
 
 
 def list_files(directory: str, suffix: str = ".parquet") -> list[str]:
@@ -258,9 +214,14 @@ def read_manifest(layout: Layout, scan_id: str) -> dict[str, Any] | None:
 
 
 def committed_scans(layout: Layout) -> Iterator[str]:
-    """Ids of the committed scans under the report root."""
+    """Ids of the committed scans under the report root (a folder whose name is no scan id is
+    someone else's, and skipped)."""
     for uri in list_files(layout.scans(), suffix="/_SUCCESS"):
-        yield storage.basename(uri.rsplit("/", 1)[0])
+        name = storage.basename(uri.rsplit("/", 1)[0])
+        try:
+            yield check_scan_id(name, f"committed scan folder {uri}")
+        except ValueError as exc:
+            log.warning("skipped: %s", exc)
 
 
 def load_covered(layout: Layout) -> CoveredSet:
@@ -271,6 +232,9 @@ def load_covered(layout: Layout) -> CoveredSet:
             arrays.append(read_covered(layout.covered(scan_id)))
         except FileNotFoundError:
             log.warning("committed scan %s has no covered.parquet; its objects will be scanned again", scan_id)
+        except (pa.ArrowException, KeyError, ValueError) as exc:
+            log.warning("committed scan %s has an unreadable covered.parquet (%s); its objects will be scanned "
+                        "again", scan_id, exc)
     covered = CoveredSet.union(arrays)
     log.info("incremental state: %d objects covered by %d committed scans", len(covered), len(arrays))
     return covered
@@ -344,13 +308,16 @@ def _merge(layout: Layout, scan_id: str, staged_report: str) -> tuple[_Tally, in
                 writer.write_table(pa.concat_tables(pending), row_group_size=_ROW_GROUP_ROWS)
                 pending.clear()
 
-        for uri in list_files(layout.results(scan_id)):
-            part = _conform(read_table(uri))
+        for uri in _parts(layout, scan_id):
+            try:
+                part = _conform(read_table(uri))
+            except (pa.ArrowException, KeyError) as exc:
+                raise DamagedStaging(f"scan {scan_id}: {uri} is not a result part ({exc}); not committing") from None
             ids = part["row_id"].to_numpy()
             if len(ids) and (ids.min() < 0 or ids.max() >= size or not wanted[ids].all()):
-                raise RuntimeError(f"scan {scan_id}: {uri} holds rows that are not in the listing; not committing")
+                raise DamagedStaging(f"scan {scan_id}: {uri} holds rows that are not in the listing; not committing")
             if seen[ids].any() or len(np.unique(ids)) != len(ids):
-                raise RuntimeError(f"scan {scan_id}: {uri} repeats rows staged before; not committing")
+                raise DamagedStaging(f"scan {scan_id}: {uri} repeats rows staged before; not committing")
             seen[ids] = True
             tally.add(part)
             pending.append(part.drop_columns(["row_id", "key_hash"]))
@@ -359,9 +326,34 @@ def _merge(layout: Layout, scan_id: str, staged_report: str) -> tuple[_Tally, in
                 write_pending()
         missing = int((wanted & ~seen).sum())
         if missing:
-            raise RuntimeError(f"scan {scan_id}: {missing} listed rows have no result; re-run the scan to finish them")
+            raise DamagedStaging(f"scan {scan_id}: {missing} listed rows have no result; re-run the scan to finish them")
         write_pending()
     return tally, rows
+
+
+def _parts(layout: Layout, scan_id: str) -> list[str]:
+    """The scan's staged result parts; a file there that StagedResults did not write is damage."""
+    parts = list_files(layout.results(scan_id), suffix="")
+    foreign = [uri for uri in parts if not _PART_RE.match(storage.basename(uri))]
+    if foreign:
+        raise DamagedStaging(f"scan {scan_id}: {foreign[0]} is not a result part lxn writes; not committing")
+    return parts
+
+
+def _read_intent(layout: Layout, scan_id: str) -> dict[str, Any]:
+    """The scan's `_COMMIT.json`, checked like user input: it names this scan and a real date."""
+    text = storage.read_text(layout.intent(scan_id))
+    try:
+        intent = json.loads(text)
+        if not isinstance(intent, dict):
+            raise ValueError("not a JSON object")
+        if intent.get("scan_id") != scan_id:
+            raise ValueError(f"it names scan {intent.get('scan_id')!r}, not the folder's {scan_id!r}")
+        check_date(intent.get("date"), "its date")
+    except ValueError as exc:
+        raise DamagedStaging(f"scan {scan_id}: {layout.intent(scan_id)} is not a commit lxn wrote ({exc}); "
+                             "not committing") from None
+    return intent
 
 
 def _conform(part: pa.Table) -> pa.Table:
@@ -383,7 +375,7 @@ def _make_parent(uri: str) -> None:
 def finish_commit(layout: Layout, scan_id: str) -> dict[str, Any]:
     """Publish a finished scan (its intent is written): report, summary, covered set, `_SUCCESS`,
     then drop the staging. Idempotent; returns the manifest."""
-    intent = json.loads(storage.read_text(layout.intent(scan_id)))
+    intent = _read_intent(layout, scan_id)
     date = intent["date"]
     staged, final = layout.staged_report(scan_id), layout.report(date, scan_id)
     tally, rows = _merge(layout, scan_id, staged)
@@ -414,27 +406,48 @@ def finish_commit(layout: Layout, scan_id: str) -> dict[str, Any]:
 
 def recover(layout: Layout) -> list[dict[str, Any]]:
     """Finish the commits that a killed job left half done (staging with an intent), and remove
-    what killed writes left behind (temporary files, empty folders). Returns the manifests of
-    the scans it committed."""
+    what killed writes left behind (temporary files, empty folders). A staging folder that cannot
+    be committed (`DamagedStaging`) is moved to `_quarantine/` with a warning, so it blocks no
+    later scan. Returns the manifests of the scans it committed.
+
+    Only for the holder of the report root's lease (lease.py): no other job is writing there."""
     finished = []
     debris = storage.remove_debris(layout.out)
     if debris:
         log.warning("removed %d temporary files that killed writes left under %s", debris, layout.out)
-    try:
-        staged = list(storage.iter_prefixes(layout.staging_root()))
-    except FileNotFoundError:
-        return finished
-    for prefix in staged:
-        scan_id = storage.basename(prefix)
-        if storage.exists(layout.intent(scan_id)):
-            log.warning("scan %s finished but was not published (killed while committing): publishing it now", scan_id)
+    for scan_id in unfinished_scans(layout):
+        if not storage.exists(layout.intent(scan_id)):
+            continue
+        log.warning("scan %s finished but was not published (killed while committing): publishing it now", scan_id)
+        try:
             finished.append(finish_commit(layout, scan_id))
+        except DamagedStaging as exc:
+            quarantine(layout, scan_id, str(exc))
     return finished
 
 
+def quarantine(layout: Layout, scan_id: str, reason: str) -> str:
+    """Move the scan's staging folder to `_quarantine/<id>-<UTC time>/` (kept for a person to
+    look at, out of every scan's way); returns where it went."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    target = layout.quarantine(f"{scan_id}-{stamp}")
+    storage.move_prefix(layout.staging(scan_id), target)
+    storage.remove_debris(layout.out)
+    log.warning("quarantined the staging of scan %s in %s: %s", scan_id, target, reason)
+    return target
+
+
 def unfinished_scans(layout: Layout) -> list[str]:
-    """Scans with staging but no intent: failed or running."""
+    """Scans with staging but no `_SUCCESS`: failed, running or half published (a folder whose
+    name is no scan id is not lxn's, and skipped)."""
     try:
-        return sorted(storage.basename(p) for p in storage.iter_prefixes(layout.staging_root()))
+        prefixes = list(storage.iter_prefixes(layout.staging_root()))
     except FileNotFoundError:
         return []
+    names = []
+    for prefix in prefixes:
+        try:
+            names.append(check_scan_id(storage.basename(prefix), f"staging folder {prefix}"))
+        except ValueError as exc:
+            log.warning("skipped: %s", exc)
+    return sorted(names)

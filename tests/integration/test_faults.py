@@ -238,3 +238,52 @@ def test_a_full_staging_disk_fails_clearly_publishes_nothing_and_the_rerun_compl
     _account(uris, _report_uris(str(out)))
     _no_debris(str(out))
     shutil.rmtree(out)
+
+
+# ------------------------------------------------------------------------- one writer per report root
+
+
+def test_two_scans_started_together_on_one_root_give_one_report(media, ray_head, tmp_path):
+    """Both reach the lease at a barrier: one scans, the other exits at once (--lease-wait 0) or
+    waits and then finds the scan committed; every row once either way."""
+    bucket, uris, store = media
+    out = f"s3://{bucket}/overlap"
+    flags = ["jobs/scan.py", "--source", f"s3://{bucket}/media", "--out", out, "--model", "models:/redspot@champion",
+             "--tracking-uri", store, "--date", DATE, "--batch-size", "8", "--fetch-threads", "4"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_ADDRESS": ray_head[0]}
+    barrier = tmp_path / "barrier"
+    jobs = [subprocess.Popen([sys.executable, "tests/meet_at.py", str(barrier), "2", "lxn.scan.pipeline:Lease", "--",
+                              *flags, "--lease-wait", wait], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for wait in ("0", "300")]
+    (quick_out, quick_err), (patient_out, patient_err) = [job.communicate(timeout=600) for job in jobs]
+    quick, patient = jobs
+    if quick.returncode == 0:  # the quick one won; the patient one waited and found the scan done
+        assert patient.returncode == 0 and "was already committed" in patient_out, patient_err[-2000:]
+    else:  # the patient one won; the quick one was told who holds the root
+        assert quick.returncode == 2 and patient.returncode == 0, (quick_err[-2000:], patient_err[-2000:])
+        assert "holds its lease" in quick_err and "Traceback" not in quick_err
+    _account(uris, _report_uris(out))
+    _no_debris(out)
+    assert not storage.exists(f"{out}/_lease.json")
+
+
+def test_damaged_and_planted_staging_is_quarantined_and_the_scan_goes_on(media, ray_cluster):
+    from lxn.scan.report import StagedResults
+    from tests.staged_scans import staged
+
+    bucket, uris, store = media
+    out = f"s3://{bucket}/planted"
+    prepare(out, "evil", date="../../../victim")  # its recovery would have published to s3://<bucket>/victim/
+    layout, listing = prepare(out, "twice")  # what two overlapping runs of one scan could leave: a row twice
+    writer = StagedResults(layout.results("twice"), checkpoint_rows=100, checkpoint_seconds=3600)
+    writer.add(staged(listing.slice(0, 1), "twice"))
+    writer.flush()
+    settings = ScanConfig(source=[f"s3://{bucket}/media"], out=out, model="models:/redspot@champion",
+                          tracking_uri=store, date=DATE, batch_size=8, fetch_threads=4)
+    assert run(settings).manifest["counts"]["ok"] == OBJECTS  # the damage blocks nothing
+    assert list(storage.iter_objects(f"s3://{bucket}/victim")) == []  # nothing written outside --out
+    quarantined = sorted(storage.basename(p).rsplit("-", 1)[0] for p in storage.iter_prefixes(f"{out}/_quarantine"))
+    assert quarantined == ["evil", "twice"]
+    _account(uris, _report_uris(out))
+    _no_debris(out)
+    assert run(settings).already_committed  # and the next night's recovery finds nothing left to fail on

@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import importlib.util
 import io
+import json
 import os
 import random
 import subprocess
@@ -40,7 +41,7 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 DATE = "2025-07-01"
 SECRETS = {name: f"{name}-{uuid.uuid4().hex}" for name in ("tracking-pw", "source-sig", "manifest-token",
-                                                            "out-pw", "tracking-token")}
+                                                            "out-pw", "tracking-token", "slash-pw")}
 # A manifest named with a presigned-URL token (a legal key) that does not exist.
 MANIFEST_KEY = f"lists/missing.txt?X-Amz-Security-Token={SECRETS['manifest-token']}"
 
@@ -88,6 +89,9 @@ def world(tmp_path_factory, s3_endpoint, ray_head):
         host = server.removeprefix("http://")
         tracking = f"http://lxn:{SECRETS['tracking-pw']}@{host}"
         register_redspot(RunTracker.start("lxn-test", "register", tracking))
+        # a version as an older lxn registered it: no digest recorded
+        legacy = register_redspot(RunTracker.start("lxn-test", "register-legacy", tracking), name="legacy")
+        mlflow.MlflowClient(tracking_uri=server).delete_model_version_tag(legacy.name, legacy.version, "lxn.pt2_sha256")
         common = ["--model", "models:/redspot@champion", "--date", DATE, "--batch-size", "16", "--fetch-threads", "4"]
         env = {**os.environ, "PYTHONPATH": str(REPO), "RAY_ADDRESS": ray_head[0]}
         # One scan carries the planted secrets that a scan can succeed with; the rest are refusals
@@ -151,15 +155,41 @@ def test_refused_settings_fail_before_any_work(world, monkeypatch, capsys, tmp_p
                                             f"no such object: s3://{bucket}/lists/missing.txt"),
         "a missing bucket": ([*base, "--tracking-uri", tracking, "--out", "s3://lxn-no-such-bucket-here/r"],
                              "cannot write the scan report to s3://lxn-no-such-bucket-here/r"),
+        "the colon forgotten": ([*base, "--tracking-uri", tracking, "--out", f"s3//{bucket}/typo"],
+                                f"typo for s3://{bucket}/typo; to mean the local folder, write ./s3//{bucket}/typo"),
+        "a '/' in the tracking password": ([*base, "--out", f"s3://{bucket}/r4", "--tracking-uri",
+                                            world["server"].replace("://", f"://lxn:{SECRETS['slash-pw']}/x@")],
+                                           "unencoded '/'"),
+        "a missing source folder": (["--model", "models:/redspot@champion", "--source", "/nonexistent/media",
+                                     "--tracking-uri", tracking, "--out", f"s3://{bucket}/r5"],
+                                    "cannot list the --source /nonexistent/media"),
+        "a missing source bucket": (["--model", "models:/redspot@champion", "--source", "s3://lxn-no-such-bucket-2/m",
+                                     "--tracking-uri", tracking, "--out", f"s3://{bucket}/r6"],
+                                    "cannot list the --source s3://lxn-no-such-bucket-2/m"),
+        "a version without a digest": (["--model", "models:/legacy@champion", "--date", DATE, "--source",
+                                        f"s3://{bucket}/media", "--tracking-uri", tracking, "--out", f"s3://{bucket}/r7"],
+                                       "has no lxn.pt2_sha256 tag"),
     }
     assert set(uri_settings(ScanConfig)) == {"source", "manifest", "out", "tracking_uri"}  # each is planted here or in world
     for name, (args, message) in refusals.items():
         code, out, err = _scan_in_process(args, monkeypatch, capsys, tmp_path)
         assert code == 2, (name, err)
         assert message in err and "Traceback" not in err, (name, err)
+        assert len([line for line in err.splitlines() if line.startswith("error:")]) == 1, (name, err)
         assert all(secret not in out + err for secret in SECRETS.values()), (name, err)
     assert list(tmp_path.iterdir()) == []  # nothing written locally (no ./s3:/ directory)
     assert len(client.search_runs([client.get_experiment_by_name("lxn-scans").experiment_id])) == runs_before
+
+
+def test_a_masked_secret_still_names_the_prefix_that_was_scanned(world):
+    bucket = world["bucket"]
+    masked = f"s3://{bucket}/extra?X-Amz-Signature=***"
+    client = mlflow.MlflowClient(tracking_uri=world["server"])
+    [run] = client.search_runs([client.get_experiment_by_name("lxn-scans").experiment_id],
+                               filter_string=f"params.out = 's3://{bucket}/reports'")
+    assert masked in run.data.params["source"]
+    [summary] = [i.uri for i in storage.iter_objects(f"s3://{bucket}/reports") if "/_scan-" in i.uri]
+    assert masked in json.loads(storage.read_text(summary))["sources"]
 
 
 def _texts_under(path: Path):

@@ -332,6 +332,73 @@ def test_a_registered_model_rebuilds_with_its_architecture_settings(store):
                                    atol=1e-5, rtol=1e-5)
 
 
+def _poison_pt2(archive: Path, marker: Path) -> None:
+    """Replace the archive's sample-inputs record (a torch.save pickle that torch.export.load
+    unpickles with weights_only=False) by a payload that creates `marker` when unpickled."""
+    import io
+    import zipfile
+
+    records = {}
+    with zipfile.ZipFile(archive) as zf:
+        for info in zf.infolist():
+            records[info.filename] = zf.read(info)
+    [name] = [n for n in records if n.endswith("data/sample_inputs/model.pt")]
+    buffer = io.BytesIO()
+    torch.save(_Payload(marker), buffer)
+    records[name] = buffer.getvalue()
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
+        for filename, data in records.items():
+            zf.writestr(filename, data)
+
+
+@pytest.mark.parametrize("guard_off", ["DATABRICKS_RUNTIME_VERSION", "IS_IN_DB_MODEL_SERVING_ENV"])
+def test_a_poisoned_archive_without_a_digest_is_refused_whatever_the_environment(store, fresh_version, tmp_path,
+                                                                                monkeypatch, guard_off):
+    import mlflow
+
+    from lxn.registry import PT2_SHA256
+    from lxn.tracking import UnsafeModelError
+
+    ref, artifacts = fresh_version
+    marker = tmp_path / "pwned"
+    _poison_pt2(artifacts / "data" / "model.pt2", marker)
+    mlflow.MlflowClient(tracking_uri=store).delete_model_version_tag(ref.name, ref.version, PT2_SHA256)
+    monkeypatch.setenv(guard_off, "15.4" if guard_off.startswith("DATABRICKS") else "true")
+    with pytest.raises(UnsafeModelError, match=f"no {PT2_SHA256} tag.*jobs/trust.py"):
+        load_model(f"models:/{ref.name}/{ref.version}", store)
+    with pytest.raises(UnsafeModelError, match="pickled payload"):  # a local copy has no digest to check
+        load_model(str(artifacts), store)
+    assert guard_off not in os.environ  # neutralised for this process and what it starts
+    assert not marker.exists()
+
+
+def test_a_legacy_version_is_trusted_again_only_with_its_checked_digest(store, fresh_version, capsys):
+    import importlib.util
+    import mlflow
+
+    from lxn.registry import PT2_SHA256
+
+    ref, artifacts = fresh_version
+    client = mlflow.MlflowClient(tracking_uri=store)
+    recorded = client.get_model_version(ref.name, ref.version).tags[PT2_SHA256]
+    client.delete_model_version_tag(ref.name, ref.version, PT2_SHA256)  # as an older lxn registered it
+    spec = importlib.util.spec_from_file_location("trust_job", Path(__file__).parents[2] / "jobs/trust.py")
+    job = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(job)
+    uri = f"models:/{ref.name}/{ref.version}"
+    assert job.main([uri, "--tracking-uri", store]) == 2  # shows the digest, records nothing
+    assert f"--sha256 {recorded}" in capsys.readouterr().out
+    assert PT2_SHA256 not in client.get_model_version(ref.name, ref.version).tags
+    assert job.main([uri, "--tracking-uri", store, "--sha256", "0" * 64]) == 2
+    assert "nothing recorded" in capsys.readouterr().err
+    assert job.main([uri, "--tracking-uri", store, "--sha256", recorded]) == 0
+    assert client.get_model_version(ref.name, ref.version).tags[PT2_SHA256] == recorded
+    assert load_model(uri, store).class_names == CLASSES
+    (artifacts / "data" / "model.pt2").write_bytes(b"changed")  # a digest once recorded is never replaced
+    assert job.main([uri, "--tracking-uri", store]) == 2
+    assert "changed after registration" in capsys.readouterr().err
+
+
 def _start_at(uri: str, at: float, name: str) -> str:
     while time.time() < at:  # a spin barrier: both create calls land within microseconds
         pass

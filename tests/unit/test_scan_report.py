@@ -13,6 +13,7 @@ import pytest
 from lxn import storage
 from lxn.scan.report import (
     REPORT_SCHEMA,
+    Layout,
     StagedResults,
     finish_commit,
     list_files,
@@ -146,3 +147,60 @@ def test_parts_staged_before_detections_existed_still_commit(tmp_path):
     manifest = finish_commit(layout, "2025-06-01-old")
     assert manifest["report"]["rows"] == 14 and manifest["images_by_brand"] == {"acme": 4, "globex": 2}
     assert manifest["brands"] == {} and manifest["counts"]["detections"] == 0
+
+
+# ------------------------------------------------------------------ what is read back is checked
+
+
+def test_the_layout_refuses_names_that_would_leave_the_root(tmp_path):
+    layout = Layout(str(tmp_path / "reports"))
+    for date in ("../../../victim", "2025-13-01", "2025-06-01/..", "", None):
+        with pytest.raises(ValueError, match="YYYY-MM-DD"):
+            layout.report(date, "scan-a")
+    for scan_id in ("..", "../x", "a/b", ".hidden", "a..b", "", "x" * 101):
+        with pytest.raises(ValueError, match="scan id"):
+            layout.staging(scan_id)
+    assert layout.report("2025-06-01", "2025-06-01-abc").endswith("/dt=2025-06-01/scan-2025-06-01-abc.parquet")
+
+
+def test_a_planted_commit_is_quarantined_and_writes_nothing_outside_the_root(tmp_path):
+    out = tmp_path / "root" / "reports"
+    layout, _ = prepare(out, "evil", date="../../../victim")  # a whole staging folder, its intent planted
+    prepare(out, "good")
+    recovered = recover(layout)
+    assert [m["scan_id"] for m in recovered] == ["good"]  # the good one is published all the same
+    assert sorted(os.listdir(tmp_path)) == ["root"] and sorted(os.listdir(tmp_path / "root")) == ["reports"]
+    [quarantined] = os.listdir(out / "_quarantine")
+    assert quarantined.startswith("evil-") and (out / "_quarantine" / quarantined / "_COMMIT.json").exists()
+    assert not (out / "_staging").exists() and recover(layout) == []  # it blocks nothing any more
+    assert reader_rows(out) == 14
+
+
+def test_a_staging_folder_that_repeats_rows_or_holds_foreign_files_is_quarantined(tmp_path, caplog):
+    out = tmp_path / "reports"
+    layout, listing = prepare(out, "dup")
+    writer = StagedResults(layout.results("dup"), checkpoint_rows=100, checkpoint_seconds=3600)
+    writer.add(staged(listing.slice(2, 1), "dup"))  # what two overlapping runs of one scan can leave
+    writer.flush()
+    prepare(out, "foreign")
+    storage.write_text(storage.join(layout.results("foreign"), "notes.txt"), "hello")
+    prepare(out, "other-id")
+    intent = json.loads(storage.read_text(layout.intent("other-id")))
+    storage.write_text(layout.intent("other-id"), json.dumps({**intent, "scan_id": "someone-else"}))
+    with caplog.at_level("WARNING"):
+        assert recover(layout) == []
+    assert sorted(name.rsplit("-", 1)[0] for name in os.listdir(out / "_quarantine")) == ["dup", "foreign", "other-id"]
+    assert "repeats rows" in caplog.text and "not a result part" in caplog.text and "someone-else" in caplog.text
+    assert reader_rows(out) == 0 and not (out / "_staging").exists()
+
+
+def test_an_unreadable_covered_set_means_scanning_again_not_failing(tmp_path, caplog):
+    from lxn.scan.report import load_covered
+
+    out = tmp_path / "reports"
+    layout, _ = prepare(out, "a")
+    finish_commit(layout, "a")
+    storage.write_bytes(layout.covered("a"), b"not parquet")
+    with caplog.at_level("WARNING"):
+        assert len(load_covered(layout)) == 0
+    assert "unreadable covered.parquet" in caplog.text

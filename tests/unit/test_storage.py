@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
+import string
 import sys
 from datetime import timezone
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lxn import storage
 from lxn.storage import InvalidURIError
@@ -81,6 +84,28 @@ def test_normalize_uri_rejects(uri, fragment):
         storage.normalize_uri(uri)
     assert fragment in str(info.value)
     assert isinstance(info.value, ValueError)
+
+
+SCHEME_FOLDERS = ["s3", "S3", "s3a", "gs", "gcs", "az", "abfs", "hdfs", "http", "https", "file"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(scheme=st.sampled_from(SCHEME_FOLDERS), slashes=st.sampled_from(["/", "//", "///"]),
+       rest=st.lists(st.text(alphabet=string.ascii_lowercase + string.digits + "-_.", min_size=1, max_size=10),
+                     min_size=1, max_size=3).map("/".join))
+def test_a_relative_path_that_starts_with_a_scheme_name_is_a_typo(scheme, slashes, rest):
+    typo = f"{scheme}{slashes}{rest}"  # s3//bucket/x: the colon forgotten
+    with pytest.raises(InvalidURIError) as info:
+        storage.normalize_uri(typo)
+    message = str(info.value)
+    assert f"{scheme.lower()}://{rest}" in message and f"./{typo}" in message  # what was meant, both ways
+    assert storage.normalize_uri(f"./{typo}") == os.path.abspath(typo)  # the spelled-out local folder works
+    assert storage.normalize_uri(f"data/{typo}") == os.path.abspath(f"data/{typo}")  # deeper down: a folder
+
+
+def test_folders_that_only_look_like_schemes_are_paths():
+    for path in ("s3x/a", "my-s3/a", "https-mirror/x", "files/a", "./http/a"):
+        assert storage.normalize_uri(path) == os.path.abspath(path)
 
 
 def test_non_string_uri_is_rejected():
