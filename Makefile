@@ -7,7 +7,7 @@ STAMP := $(VENV)/.lxn-installed
 # The cluster image: cluster.yaml and deploy/kuberay/ name exactly this (tests/unit/test_deploy.py).
 IMAGE ?= ghcr.io/lxn-project/lxn:0.1.0
 
-.PHONY: demo test mutants venv clean image lock cluster-token cluster-up
+.PHONY: demo test test-fast lint mutants venv clean image lock cluster-token cluster-up
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,9 +26,17 @@ demo: $(STAMP)
 	$(PY) jobs/scan.py
 
 # Test files run on two workers (each file's fixtures stay on one): most of the suite's time is
-# spent waiting for processes (Ray, servers, jobs) to start, not computing.
-test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --dist loadfile
+# spent waiting for processes (Ray, servers, jobs) to start, not computing. The slowest tests are
+# listed at the end.
+test: lint
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15
+
+# The unit tests alone (no S3 endpoint, MLflow server or Ray head): the inner loop.
+test-fast: lint
+	$(PY) -m pytest -q -n 2 tests/unit
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check lxn jobs tests deploy
 
 # Plants one-line bugs in each module's core rule, one at a time in a scratch copy, and reports
 # which the tests catch (killed) and which they miss (survived). Not part of `make test`.

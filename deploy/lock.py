@@ -48,7 +48,7 @@ def closure(requirements: list[Requirement]) -> dict[str, str]:
         try:
             distribution = metadata.distribution(requirement.name)
         except metadata.PackageNotFoundError:
-            raise SystemExit(f"{requirement.name} is required but not installed here: run `make venv` first")
+            raise SystemExit(f"{requirement.name} is required but not installed here: run `make venv` first") from None
         pinned[name] = distribution.version
         for line in distribution.requires or []:
             child = Requirement(line)

@@ -807,7 +807,7 @@ def remove_debris(uri: str | os.PathLike[str]) -> int:
     if root.startswith(_S3_SCHEME) or not os.path.isdir(root):
         return 0
     removed = 0
-    for directory, subdirs, files in os.walk(root, topdown=False):
+    for directory, _subdirs, files in os.walk(root, topdown=False):
         for name in files:
             if _TEMPORARY_RE.match(name):
                 try:
@@ -890,8 +890,8 @@ def move_prefix(uri: str | os.PathLike[str], target: str | os.PathLike[str]) -> 
     for info in iter_objects(source):
         key = _dir_key(target_key) + relpath(info.uri, source)
         _, source_key = split_s3(info.uri)
-        _s3_call(info.uri, lambda: client.copy_object(Bucket=target_bucket, Key=key,
-                                                      CopySource={"Bucket": bucket, "Key": source_key}))
+        _s3_call(info.uri, lambda key=key, source_key=source_key: client.copy_object(
+            Bucket=target_bucket, Key=key, CopySource={"Bucket": bucket, "Key": source_key}))
         moved += 1
     delete_prefix(source)
     return moved

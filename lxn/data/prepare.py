@@ -38,6 +38,7 @@ import pyarrow as pa
 
 import lxn
 from lxn import storage
+from lxn.ray_utils import read_parquet
 from lxn.config import setting
 from lxn.data.prepared import SCHEMA, SPLITS, Manifest
 
@@ -315,7 +316,7 @@ def _embedding_pairs(loaded_path: str, loaded_fs, staging: str, config: PrepareC
 
     out_fs, out_path = storage.arrow_filesystem(storage.join(staging, "embeddings"))
     (
-        ray.data.read_parquet(loaded_path, filesystem=loaded_fs)
+        read_parquet(loaded_path, filesystem=loaded_fs)
         .filter(expr=col("status") == "ok")
         .select_columns(["row_id", "image"])
         .map_batches(_Embed, fn_constructor_args=(config.embedding_model, resolve_tracking_uri(config.tracking_uri)),
@@ -412,7 +413,7 @@ def run(config: PrepareConfig) -> Manifest:
     listing_fs, listing_path = storage.arrow_filesystem(storage.join(staging, "listing"))
     loaded_fs, loaded_path = storage.arrow_filesystem(storage.join(staging, "loaded"))
     (
-        ray.data.read_parquet(listing_path, filesystem=listing_fs)
+        read_parquet(listing_path, filesystem=listing_fs)
         # Listing order is class order. Shards written that way would give each training worker,
         # and each local shuffle buffer, a few classes at a time: BatchNorm statistics then
         # depend on the class mix and evaluation collapses. Shuffling the listing (small rows,
@@ -420,8 +421,10 @@ def run(config: PrepareConfig) -> Manifest:
         .random_shuffle(seed=config.seed)
         # The shuffle keeps the listing's blocks (a listing file each, up to 100k rows). Cut them
         # small: each block is one load task, so every CPU loads, and each task's memory (and
-        # each staged file the write stage reads back) stays the same size at any scale.
-        .repartition(target_num_rows_per_block=config.load_block_rows)
+        # each staged file the write stage reads back) stays the same size at any scale. Strict:
+        # otherwise each input block leaves a small remainder, and the map bundles remainders
+        # (a read of one file in four blocks gave tasks of 11 to 27 rows for 16 asked).
+        .repartition(target_num_rows_per_block=config.load_block_rows, strict=True)
         .map_batches(load_batch, fn_kwargs={"config": config}, batch_format="pyarrow", batch_size=config.batch_size)
         .write_parquet(loaded_path, filesystem=loaded_fs)
     )
@@ -449,7 +452,7 @@ def run(config: PrepareConfig) -> Manifest:
     class_index = {name: i for i, name in enumerate(classes)}
     out_fs, out_path = storage.arrow_filesystem(out)
     (
-        ray.data.read_parquet(loaded_path, filesystem=loaded_fs)
+        read_parquet(loaded_path, filesystem=loaded_fs)
         .filter(expr=col("status") == "ok")
         .map_batches(_assign, fn_kwargs={"split_ref": ray.put(decision.split_of_row),
                                          "group_ref": ray.put(decision.group_of_row), "class_index": class_index},

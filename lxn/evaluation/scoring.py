@@ -21,7 +21,7 @@ from lxn import storage
 from lxn.config import setting
 from lxn.evaluation.labelled import LabelledSet, label_indices
 from lxn.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
-from lxn.ray_utils import cluster_shape, init_ray
+from lxn.ray_utils import cluster_shape, init_ray, read_parquet
 from lxn.scan.fetch import fetch_and_decode
 from lxn.scan.pipeline import configure_data_context, decode_memory, plan_actors
 from lxn.scan.predictor import nullable_strings
@@ -174,13 +174,13 @@ def _dataset(labelled: LabelledSet, names: list[str], batch_size: int):
 
     if labelled.prepared is not None:
         filesystem, path = storage.arrow_filesystem(labelled.prepared)
-        return ray.data.read_parquet(path, filesystem=filesystem).select_columns(["image", "class_name", "source_uri"]) \
+        return read_parquet(path, filesystem=filesystem).select_columns(["image", "class_name", "source_uri"]) \
             .map_batches(_prepared_rows, batch_format="numpy", batch_size=batch_size, fn_kwargs={"names": names}) \
-            .repartition(target_num_rows_per_block=batch_size)
+            .repartition(target_num_rows_per_block=batch_size, strict=True)
     rows = labelled.rows
     labels = _labels(rows["brand"].to_pylist(), names)
     rows = rows.drop_columns(["brand"]).append_column("label", pa.array(labels, pa.int64()))
-    return ray.data.from_arrow(rows).repartition(target_num_rows_per_block=batch_size)
+    return ray.data.from_arrow(rows).repartition(target_num_rows_per_block=batch_size, strict=True)
 
 
 def score(labelled: LabelledSet, models: Sequence[LoadedModel], tracking_uri: str | None,

@@ -79,7 +79,7 @@ class ScanConfig:
         if self.max_actors is not None and self.max_actors < self.actors:
             problems.append(f"--max-actors {self.max_actors} is below --actors {self.actors}")
         try:
-            self.actor_resource_amounts
+            _ = self.actor_resource_amounts  # the property parses --actor-resource; its error is the message
         except ValueError as error:
             problems.append(str(error))
         if self.actor_cpus <= 0 or self.model_threads < 0 or self.checkpoint_seconds <= 0:

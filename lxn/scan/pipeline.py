@@ -27,7 +27,7 @@ from typing import Any
 
 from lxn import storage
 from lxn.config import to_dict
-from lxn.ray_utils import cluster_shape, init_ray
+from lxn.ray_utils import cluster_shape, init_ray, read_parquet
 from lxn.redact import redact
 from lxn.scan import listing as listing_mod
 from lxn.scan.config import ScanConfig, derive_scan_id, scan_date
@@ -239,9 +239,9 @@ def _scan(config: ScanConfig, layout: Layout, scan_id: str, inputs: list[str], p
     filesystem, _ = storage.arrow_filesystem(inputs[0])
     paths = [storage.arrow_filesystem(uri)[1] for uri in inputs]
     dataset = (
-        ray.data.read_parquet(paths, filesystem=filesystem)
+        read_parquet(paths, filesystem=filesystem)
         # Listing chunks are large blocks; decoding parallelises over blocks, so cut them small.
-        .repartition(target_num_rows_per_block=config.batch_size)
+        .repartition(target_num_rows_per_block=config.batch_size, strict=True)
         .map_batches(
             fetch_and_decode,
             batch_size=config.batch_size,

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from lxn import registry, storage
+from lxn.ray_utils import read_parquet
 from lxn.config import to_dict
 from lxn.logs import configure_logging
 from lxn.data.prepared import Manifest, read_manifest, split_uri
@@ -123,12 +124,11 @@ def _datasets(root: str, manifest: Manifest, preset: Preset, config: TrainConfig
     small enough to fit `cache_mb` once decoded is materialised in the object store, so later
     epochs skip the read and decode; a large one (WebLogo-2M) streams every epoch.
     """
-    import ray.data
 
     datasets = {}
     for split in ("train", "val", "test"):
         filesystem, path = storage.arrow_filesystem(split_uri(root, split))
-        ds = ray.data.read_parquet(path, filesystem=filesystem).select_columns(["image", "label"])
+        ds = read_parquet(path, filesystem=filesystem).select_columns(["image", "label"])
         if split == "train":
             ds = ds.randomize_block_order(seed=config.seed)
         ds = ds.map_batches(decode_batch, fn_kwargs={"preset": preset}, batch_format="numpy", batch_size=64)

@@ -24,7 +24,8 @@ import torch
 
 from lxn import storage
 from lxn.data.synthetic import SyntheticConfig, write_imagefolder
-from tests.conftest import _wait_for_job_agent, free_port
+from tests.conftest import free_port
+from tests.integration.conftest import _wait_for_job_agent
 from tests.integration.conftest import run_mlflow_server
 
 pytestmark = pytest.mark.slow

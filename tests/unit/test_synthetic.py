@@ -161,7 +161,7 @@ def test_write_imagefolder_hands_every_file_to_the_writer_given():
 def test_size_jitter_gives_varied_sizes_and_aspect_ratios_within_bounds():
     config = dataclasses.replace(SMALL, image_size=100, size_jitter=0.3)
     sizes = set()
-    for cls, _, data in syn.iter_dataset(config):
+    for _cls, _, data in syn.iter_dataset(config):
         with Image.open(io.BytesIO(data)) as im:
             sizes.add(im.size)
     assert len(sizes) > 10 and len({w / h for w, h in sizes}) > 10
