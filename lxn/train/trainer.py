@@ -34,7 +34,7 @@ from lxn.data.prepared import Manifest, read_manifest, split_uri
 from lxn.data.readers import NO_LOGO
 from lxn.evidence import threshold_for_precision
 from lxn.metrics import classification_report
-from lxn.models import create_model
+from lxn.models import check_task, create_model
 from lxn.presets import Preprocess, Preset, model_pixels
 from lxn.train.config import TrainConfig
 from lxn.train.loop import ModelEma, autocast_dtype, evaluate, train_one_epoch
@@ -420,6 +420,7 @@ def run(config: TrainConfig) -> TrainResult:
 
     from lxn.train.ingest import ExactOnceEvaluation
 
+    check_task(config.model, "classify", "--model")  # detectors train on boxes, which this job does not read yet
     if config.data is None:
         raise ValueError("TrainConfig.data is required here; jobs/train.py prepares the demo dataset when it is omitted")
     data = storage.location(config.data)

@@ -22,6 +22,21 @@ def test_registry_lists_the_four_ablation_variants_and_the_baseline():
         create_model("resnet50")
 
 
+def test_detectors_are_listed_apart_and_refused_where_a_classifier_is_trained():
+    from lxn.models import check_task, model_task
+    from lxn.train.config import TrainConfig
+    from lxn.train.trainer import run
+
+    assert list_models("detect") == ["logoxpertnet_backbone_det", "logoxpertnet_det"]
+    assert list_models(None) == sorted(list_models("classify") + list_models("detect"))
+    assert model_task("logoxpertnet_det") == "detect" and model_task("logoxpertnet") == "classify"
+    with pytest.raises(ValueError, match="unknown model 'yolo'"):
+        model_task("yolo")
+    check_task("logoxpertnet", "classify", "--model")
+    with pytest.raises(ValueError, match="--model: 'logoxpertnet_det' is a detector; this takes classifiers: logoxpertnet,"):
+        run(TrainConfig(model="logoxpertnet_det", data="anywhere"))
+
+
 @pytest.mark.parametrize("name", VARIANTS + ["mobilenet_v3_large"])
 def test_forward_backward_batch_2(name):
     model = create_model(name, num_classes=7)
