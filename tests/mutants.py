@@ -152,6 +152,17 @@ MUTANTS = [
     Mutant("open-set-off", "open set: far from every class is unknown", "lxn/scan/predictor.py",
            "            unknown = _pick(far, chosen)", "            unknown = _pick(far, chosen) & False",
            ("tests/integration/test_brands.py::test_the_scan_reports_the_onboarded_brand_and_unknown_marks",)),
+    Mutant("detector-level-offset", "detector: a candidate's position counts from its level's start", "lxn/models/detector.py",
+           'rounding_mode="floor") + start', 'rounding_mode="floor")', (UNIT + "test_detector.py",)),
+    Mutant("detector-dead-box-branch", "detector: the box branch starts alive (bias 1)", "lxn/models/detector.py",
+           "nn.init.constant_(head.regression_head.bbox_reg.bias, 1.0)", "nn.init.constant_(head.regression_head.bbox_reg.bias, 0.0)",
+           (UNIT + "test_detector.py",)),
+    Mutant("coco-xywh-read-as-xyxy", "COCO: bbox is [x, y, width, height]", "lxn/data/coco.py",
+           "bbox[0] + bbox[2], bbox[1] + bbox[3]", "bbox[2], bbox[3]", (UNIT + "test_boxes.py",)),
+    Mutant("scene-marks-overlap", "scenes: marks overlap at most max_overlap", "lxn/data/scenes.py",
+           'if all(_shared(box, b["box"]) <= scene.max_overlap for b in boxes):', "if True:", (UNIT + "test_boxes.py",)),
+    Mutant("box-tolerance-ignored", "boxes: more than a pixel outside is refused", "lxn/data/boxes.py",
+           "if x0 < -t or y0 < -t or x1 > width + t or y1 > height + t:", "if False:", (UNIT + "test_boxes.py",)),
 ]
 
 
