@@ -37,7 +37,7 @@ from PIL import Image
 from torch import nn
 
 __all__ = ["Preset", "Preprocess", "InferenceModel", "augment", "to_float_nchw", "decode", "decode_side",
-           "model_pixels", "store_copy", "STORE_MAX_ASPECT"]
+           "model_pixels", "store_copy", "stored_size", "STORE_MAX_ASPECT"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -133,16 +133,21 @@ def model_pixels(data: bytes, preset: "Preset", **limits: Any) -> np.ndarray:
 STORE_MAX_ASPECT = 8
 
 
+def stored_size(width: int, height: int, store_side: int) -> tuple[int, int]:
+    """(width, height) of the stored copy of a `width` x `height` image: the shorter side brought
+    down to `store_side` (never enlarged), the longer at most STORE_MAX_ASPECT x `store_side`."""
+    scale = min(1.0, store_side / min(width, height), STORE_MAX_ASPECT * store_side / max(width, height))
+    return (width, height) if scale >= 1.0 else (max(1, round(width * scale)), max(1, round(height * scale)))
+
+
 def store_copy(pixels: np.ndarray, store_side: int, *, quality: int = 95) -> bytes:
-    """The copy prepare stores: JPEG at `quality`, the shorter side brought down to `store_side`
-    (never enlarged), the longer side at most STORE_MAX_ASPECT x `store_side`, aspect kept.
-    Lanczos with `reducing_gap=3`, as sharp as a full Lanczos and several times faster."""
+    """The copy prepare stores: JPEG at `quality`, at `stored_size`, aspect kept. Lanczos with
+    `reducing_gap=3`, as sharp as a full Lanczos and several times faster."""
     from lxn.images import encode_jpeg
 
     height, width = pixels.shape[:2]
-    scale = min(1.0, store_side / min(width, height), STORE_MAX_ASPECT * store_side / max(width, height))
-    size = None if scale >= 1.0 else (max(1, round(width * scale)), max(1, round(height * scale)))
-    return encode_jpeg(pixels, size=size, quality=quality)
+    size = stored_size(width, height, store_side)
+    return encode_jpeg(pixels, size=None if size == (width, height) else size, quality=quality)
 
 
 def to_float_nchw(images: torch.Tensor) -> torch.Tensor:

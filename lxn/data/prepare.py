@@ -42,14 +42,18 @@ from lxn.ray_utils import read_parquet
 from lxn.config import setting
 from lxn.data.prepared import SCHEMA, SPLITS, Manifest
 
-__all__ = ["PrepareConfig", "run", "load_batch"]
+__all__ = ["PrepareConfig", "run", "load_batch", "listing_table"]
 
 log = logging.getLogger(__name__)
 
-_LISTING_SCHEMA = pa.schema([("row_id", pa.int64()), ("source_uri", pa.string()), ("class_name", pa.string())])
+# `boxes`: JSON of the reader's boxes (lxn.data.boxes form) for box-labelled formats, else null;
+# after the load stage, in the stored copy's pixels. `declared_*`: the size the annotations give.
+_LISTING_SCHEMA = pa.schema([("row_id", pa.int64()), ("source_uri", pa.string()), ("class_name", pa.string()),
+                             ("boxes", pa.string()), ("declared_width", pa.int32()), ("declared_height", pa.int32())])
 _LOADED_SCHEMA = pa.schema(
     list(_LISTING_SCHEMA)
     + [
+        ("box_count", pa.int32()),
         ("image", pa.binary()),
         ("status", pa.string()),
         ("error_kind", pa.string()),
@@ -67,7 +71,7 @@ _LOADED_SCHEMA = pa.schema(
 @dataclasses.dataclass(frozen=True)
 class PrepareConfig:
     source: list[str] = setting([], "dataset root(s): local paths or s3:// URIs (WebLogo-2M takes several part roots)", uri="input")
-    format: Literal["imagefolder", "weblogo2m", "flickrlogos32", "belgalogos"] = setting("imagefolder", "dataset layout")
+    format: Literal["imagefolder", "weblogo2m", "flickrlogos32", "belgalogos", "coco"] = setting("imagefolder", "dataset layout (belgalogos and coco keep their boxes)")
     out: str = setting("lxn-local/prepared", "output: local path or s3:// URI", uri="output")
     seed: int = setting(0, "seed of the split")
     near_duplicate_radius: int = setting(4, "perceptual-hash Hamming radius for near duplicates (0: exact only); resizing and re-encoding move a hash by at most 4 bits, while on 10k distinct synthetic scenes radius 8 merged 485 unrelated images and 4 merged 10")
@@ -99,20 +103,28 @@ def _code_version() -> str:
 # ---------------------------------------------------------------------------- stage 1: list
 
 
-def _write_listing(samples: Iterable[Any], staging: str, chunk: int) -> tuple[int, list[str]]:
-    """Stream samples into Parquet chunks; returns (rows, sorted class names)."""
+def listing_table(first_row: int, entries: list[tuple[str, str, str | None, int | None, int | None]]) -> pa.Table:
+    """Listing rows from (source URI, class, boxes JSON or None, declared width, height), row ids
+    counting from `first_row`: what the load stage (`load_batch`) reads."""
+    columns = list(zip(*entries)) if entries else [[]] * 5
+    return pa.table(
+        {"row_id": pa.array(range(first_row, first_row + len(entries)), pa.int64()), "source_uri": columns[0],
+         "class_name": columns[1], "boxes": columns[2], "declared_width": columns[3], "declared_height": columns[4]},
+        schema=_LISTING_SCHEMA,
+    )
+
+
+def _write_listing(samples: Iterable[Any], staging: str, chunk: int, with_boxes: bool = False) -> tuple[int, list[str]]:
+    """Stream samples into Parquet chunks (with their boxes, for a box-labelled format); returns
+    (rows, sorted class names)."""
     import pyarrow.parquet as pq
 
     classes: set[str] = set()
     rows = 0
-    buffer: list[tuple[str, str]] = []
+    buffer: list[tuple[str, str, str | None, int | None, int | None]] = []
 
     def flush(part: int) -> None:
-        table = pa.table(
-            {"row_id": pa.array(range(rows - len(buffer), rows), pa.int64()),
-             "source_uri": [b[0] for b in buffer], "class_name": [b[1] for b in buffer]},
-            schema=_LISTING_SCHEMA,
-        )
+        table = listing_table(rows - len(buffer), buffer)
         filesystem, path = storage.arrow_filesystem(storage.join(staging, "listing", f"part-{part:05d}.parquet"))
         filesystem.create_dir(path.rsplit("/", 1)[0], recursive=True)
         pq.write_table(table, path, filesystem=filesystem)
@@ -120,8 +132,11 @@ def _write_listing(samples: Iterable[Any], staging: str, chunk: int) -> tuple[in
 
     part = 0
     for sample in samples:
-        buffer.append((sample.uri, sample.label))
+        boxes = sample.extra.get("boxes") if with_boxes else None
+        buffer.append((sample.uri, sample.label, None if boxes is None else json.dumps(boxes),
+                       sample.extra.get("width"), sample.extra.get("height")))
         classes.add(sample.label)
+        classes.update(b["label"] for b in boxes or ())  # a brand may only ever be a second mark
         rows += 1
         if len(buffer) >= chunk:
             flush(part)
@@ -147,14 +162,19 @@ def load_batch(batch: pa.Table, config: PrepareConfig) -> pa.Table:
 
     n = batch.num_rows
     out: dict[str, list] = {k: [] for k in ("image", "status", "error_kind", "error", "width", "height", "phash",
-                                            "pixel_sum", "pixel_sq_sum", "pixel_count")}
-    for uri in batch["source_uri"].to_pylist():
+                                            "pixel_sum", "pixel_sq_sum", "pixel_count", "boxes", "box_count")}
+    declared = zip(batch["declared_width"].to_pylist(), batch["declared_height"].to_pylist())
+    for uri, boxes_json, size in zip(batch["source_uri"].to_pylist(), batch["boxes"].to_pylist(), declared):
         try:
             data = storage.read_bytes(uri)
             decoded = decode_image(data, max_pixels=config.max_pixels, max_bytes=config.max_bytes,
                                    target_size=config.store_side)
+            boxes = None if boxes_json is None else _stored_boxes(uri, json.loads(boxes_json), size, decoded,
+                                                                  config.store_side)
             stored = store_copy(decoded.pixels, config.store_side, quality=config.jpeg_quality)
             small = decoded.pixels.astype(np.float64) / 255.0
+            out["boxes"].append(None if boxes is None else json.dumps(boxes))
+            out["box_count"].append(None if boxes is None else len(boxes))
             out["image"].append(stored)
             out["status"].append("ok")
             out["error_kind"].append(None)
@@ -167,12 +187,15 @@ def load_batch(batch: pa.Table, config: PrepareConfig) -> pa.Table:
             out["pixel_count"].append(int(small.shape[0] * small.shape[1]))
         except ImageDecodeError as exc:
             _error_row(out, exc.kind, exc.reason)
+        except _BadBoxes as exc:
+            _error_row(out, exc.kind, str(exc))
         except FileNotFoundError as exc:
             _error_row(out, "missing", str(exc))
         except OSError as exc:  # permission denied, retries exhausted: this file, not the job
             _error_row(out, "unreadable", f"{type(exc).__name__}: {exc}")
     assert len(out["status"]) == n
-    columns = {"row_id": batch["row_id"], "source_uri": batch["source_uri"], "class_name": batch["class_name"], **out}
+    columns = {**{k: batch[k] for k in ("row_id", "source_uri", "class_name", "declared_width", "declared_height")},
+               **out}
     columns = {k: v.combine_chunks() if isinstance(v, pa.ChunkedArray) else v for k, v in columns.items()}
     return pa.table(
         {name: columns[name] if isinstance(columns[name], pa.Array) else pa.array(columns[name], type=_LOADED_SCHEMA.field(name).type)
@@ -192,8 +215,36 @@ def _error_row(out: dict[str, list], kind: str, reason: str) -> None:
     out["status"].append("error")
     out["error_kind"].append(kind)
     out["error"].append(reason)
-    for key in ("width", "height", "phash", "pixel_sum", "pixel_sq_sum", "pixel_count"):
+    for key in ("width", "height", "phash", "pixel_sum", "pixel_sq_sum", "pixel_count", "boxes", "box_count"):
         out[key].append(None)
+
+
+class _BadBoxes(ValueError):
+    """An image whose boxes cannot be used as they are: a quarantine row of kind `kind`."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+
+
+def _stored_boxes(uri: str, boxes: list[dict[str, Any]], declared: tuple[int | None, int | None], decoded,
+                  store_side: int) -> list[dict[str, Any]]:
+    """The image's boxes checked against its decoded size and moved to the stored copy's pixels.
+
+    Quarantined, not guessed: annotations made for another size (`size_mismatch`: often a photo
+    whose EXIF rotation the labelling tool did not apply), or boxes that do not fit the image
+    (`bad_boxes`: a format that gives no size, like BelgaLogos', is checked only here)."""
+    from lxn.data.boxes import clean_boxes, scale_boxes
+    from lxn.presets import stored_size
+
+    size = (decoded.width, decoded.height)
+    if declared[0] is not None and tuple(declared) != size:
+        raise _BadBoxes("size_mismatch", f"the annotations are for a {declared[0]}x{declared[1]} image, the file is "
+                                         f"{size[0]}x{size[1]} (EXIF-rotated?): its boxes would be misplaced")
+    kept, problems = clean_boxes(uri, boxes, *size)
+    if problems:
+        raise _BadBoxes("bad_boxes", "; ".join(str(p) for p in problems))
+    return scale_boxes(kept, size, stored_size(*decoded.decoded_size, store_side))
 
 
 # ---------------------------------------------------------------------------- stage 3: decide
@@ -272,10 +323,15 @@ def _decide(table: pa.Table, rows: int, classes: list[str], config: PrepareConfi
         name: {cls: int(np.sum((kept_labels == k) & (codes == code))) for k, cls in enumerate(classes)}
         for code, name in enumerate(SPLITS)
     }
+    box_count = table["box_count"].filter(pa.array(ok)).to_pylist()
+    box_counts = {}
+    if any(n is not None for n in box_count):
+        kept_boxes = np.array([n or 0 for n in box_count], dtype=np.int64)[keep]
+        box_counts = {name: int(kept_boxes[codes == code].sum()) for code, name in enumerate(SPLITS)}
     return _Decision(
         split_of_row,
         group_of_row,
-        {"counts": counts, "mean": mean.tolist(), "std": std.tolist(), "duplicates": stats},
+        {"counts": counts, "mean": mean.tolist(), "std": std.tolist(), "duplicates": stats, "box_counts": box_counts},
         quarantine,
     )
 
@@ -360,6 +416,9 @@ def _assign(table: pa.Table, *, split_ref, group_ref, class_index: dict[str, int
             "group": pa.array(group_of_row[row_id], pa.int64()),
             "width": table["width"],
             "height": table["height"],
+            "boxes": pa.array([None if b is None else [{"label": class_index[m["label"]], "x0": m["box"][0], "y0": m["box"][1],
+                                                        "x1": m["box"][2], "y1": m["box"][3]} for m in json.loads(b)]
+                               for b in table["boxes"].to_pylist()], SCHEMA.field("boxes").type),
         },
         schema=SCHEMA,
     )
@@ -385,7 +444,7 @@ def run(config: PrepareConfig) -> Manifest:
     import ray.data
     from ray.data.expressions import col
 
-    from lxn.data.readers import iter_samples
+    from lxn.data.readers import BOX_FORMATS, iter_samples
 
     if not config.source:
         raise ValueError("prepare needs at least one --source")
@@ -404,7 +463,8 @@ def run(config: PrepareConfig) -> Manifest:
     source = sources if config.format == "weblogo2m" else sources[0]
     if config.format != "weblogo2m" and len(sources) > 1:
         raise ValueError(f"--format {config.format} takes one --source, got {len(sources)}")
-    rows, classes = _write_listing(iter_samples(config.format, source), staging, config.listing_chunk)
+    with_boxes = config.format in BOX_FORMATS
+    rows, classes = _write_listing(iter_samples(config.format, source), staging, config.listing_chunk, with_boxes)
     if rows == 0:
         raise ValueError(f"no images found under {', '.join(sources)} for --format {config.format}")
     log.info("listed %d images in %d classes", rows, len(classes))
@@ -434,7 +494,7 @@ def run(config: PrepareConfig) -> Manifest:
     loaded = pads.dataset(loaded_path, filesystem=loaded_fs, format="parquet")
     small = loaded.to_table(
         columns=["row_id", "source_uri", "class_name", "status", "error_kind", "error", "phash",
-                 "width", "height", "pixel_sum", "pixel_sq_sum", "pixel_count"]
+                 "width", "height", "pixel_sum", "pixel_sq_sum", "pixel_count", "box_count"]
     ).sort_by("row_id")
     usable = pc_count_ok(small)
     if usable == 0:

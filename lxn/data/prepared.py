@@ -6,6 +6,9 @@
     OUT/split=test/*.parquet
     OUT/quarantine.json          files that could not be used, with the reason
 
+Box-labelled sources (COCO, BelgaLogos) keep their boxes in the `boxes` column, rescaled with
+the stored copy; `manifest.box_counts` counts them per split.
+
 The manifest is written last, so a dataset without one is incomplete and is refused.
 """
 
@@ -35,6 +38,10 @@ SCHEMA = pa.schema(
         pa.field("group", pa.int64()),             # duplicate group id (singletons have their own)
         pa.field("width", pa.int32()),             # of the source image
         pa.field("height", pa.int32()),
+        # Box-labelled formats (readers.BOX_FORMATS): the marks, in the stored copy's pixels,
+        # labels indexing manifest.classes; [] for an image with none. Null for other formats.
+        pa.field("boxes", pa.list_(pa.struct([("label", pa.int32()), ("x0", pa.float32()), ("y0", pa.float32()),
+                                              ("x1", pa.float32()), ("y1", pa.float32())]))),
     ]
 )
 
@@ -58,7 +65,13 @@ class Manifest:
     created_at: str = ""
     store_side: int = 0                            # stored images' shorter side (smaller originals: their own)
     format_version: int = FORMAT_VERSION
+    box_counts: dict[str, int] = dataclasses.field(default_factory=dict)  # split -> boxes; empty: no boxes kept
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def has_boxes(self) -> bool:
+        """True when the rows carry boxes (a box-labelled source format): a detector can train on it."""
+        return bool(self.box_counts)
 
     @property
     def num_classes(self) -> int:

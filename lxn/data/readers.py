@@ -6,6 +6,7 @@ One reader per published layout (see /work/shared/DATASETS.md for the layouts an
     weblogo2m      part_1/ ... part_8/, each root/<class>/**/<image> (+ .xml beside some images)
     flickrlogos32  FlickrLogos-v2/ with official split lists and classes/jpg/<Brand>/<image>
     belgalogos     images/*.jpg + box ground truth qset3_internal_and_local.gt
+    coco           images/ + annotations.json (COCO instances, what labelling tools export; lxn.data.coco)
 
 Readers do I/O only through `lxn.storage` and stream: object listings are consumed as they are
 paged in, never collected; only small index files (split lists, the Belga .gt) are read whole.
@@ -33,6 +34,7 @@ __all__ = [
     "read_flickrlogos32",
     "read_belgalogos",
     "READERS",
+    "BOX_FORMATS",
     "iter_samples",
 ]
 
@@ -287,8 +289,9 @@ def read_belgalogos(root: str) -> Iterator[Sample]:
       (ties: alphabetical); `extra["labels"]` lists every logo with a state-1 box.
 
     Logo names are kept as the ground truth spells them (`Adidas`, `Adidas-text`, ...; the 37
-    local-ground-truth names). `extra["boxes"]` holds all boxes of the image (state flags
-    included) as `{"instance_id", "logo", "type", "state", "box": [x1, y1, x2, y2]}`.
+    local-ground-truth names). `extra["annotations"]` holds all boxes of the image (state flags
+    included) as `{"instance_id", "logo", "type", "state", "box": [x1, y1, x2, y2]}`;
+    `extra["boxes"]` the state-1 ones in lxn's box form (lxn.data.boxes), which prepare keeps.
     Ground-truth images missing from `images/` are reported in a warning.
     """
     root = storage.normalize_uri(root)
@@ -305,7 +308,8 @@ def read_belgalogos(root: str) -> Iterator[Sample]:
         seen.add(name)
         boxes = boxes_by_image.get(name, [])
         label, labels, junk = _belga_label(boxes)
-        yield Sample(info.uri, label, None, {"labels": labels, "junk_labels": junk, "boxes": boxes})
+        marks = [{"label": b["logo"], "box": b["box"]} for b in boxes if b["state"] == 1]
+        yield Sample(info.uri, label, None, {"labels": labels, "junk_labels": junk, "annotations": boxes, "boxes": marks})
     missing = sorted(boxes_by_image.keys() - seen)
     if missing:
         log.warning("%s: %d annotated images are not in %s, e.g. %s", gt_uri, len(missing), images, missing[:5])
@@ -314,12 +318,21 @@ def read_belgalogos(root: str) -> Iterator[Sample]:
 # ---------------------------------------------------------------------------------------------
 # Dispatch
 
+def _read_coco(root: str) -> Iterator[Sample]:
+    from lxn.data.coco import read_coco  # it builds on Sample: imported here, not at the top
+
+    return read_coco(root)
+
+
 READERS: dict[str, Callable[..., Iterator[Sample]]] = {
     "imagefolder": read_imagefolder,
     "weblogo2m": read_weblogo2m,
     "flickrlogos32": read_flickrlogos32,
     "belgalogos": read_belgalogos,
+    "coco": _read_coco,
 }
+# Readers whose samples carry `extra["boxes"]` in lxn's box form: prepare keeps their boxes.
+BOX_FORMATS = ("belgalogos", "coco")
 
 
 def iter_samples(format: str, source: str | list[str], **options: Any) -> Iterator[Sample]:

@@ -191,3 +191,36 @@ def test_embedding_pass_merges_what_the_model_finds_alike(bucket_dataset, tmp_pa
     loose = run(PrepareConfig(out=out + "-emb-loose", embedding_threshold=-1.0, **common))
     assert loose.duplicates["embedding"]["pairs"] > 0
     assert loose.duplicates["groups"] == 1 and sum(loose.split_size(s) for s in SPLITS) == 1
+
+
+def test_a_coco_export_prepares_with_its_boxes_on_the_stored_copy(s3_endpoint, ray_cluster, tmp_path):
+    """Boxes follow the stored copy's resize; an image whose annotations were made for another
+    size is a quarantine row, not misplaced boxes; a brand seen only as a second mark is a class."""
+    from lxn.data.coco import ANNOTATIONS, read_coco
+    from lxn.data.scenes import SceneConfig, write_scenes
+
+    root = write_scenes(SyntheticConfig(num_brands=4), SceneConfig(scenes=30, width=320, height=240, min_marks=0),
+                        str(tmp_path / "coco"))
+    document = json.loads((tmp_path / "coco" / ANNOTATIONS).read_text())
+    document["images"][5]["width"] = 240  # as if labelled on a rotated view
+    (tmp_path / "coco" / ANNOTATIONS).write_text(json.dumps(document))
+    truth = {s.uri: s.extra["boxes"] for s in read_coco(root)}
+
+    manifest = run(PrepareConfig(source=[root], format="coco", out=str(tmp_path / "prepared"), store_side=120,
+                                 **SMALL_TASKS))
+    assert manifest.has_boxes and manifest.quarantined == 1
+    quarantine = json.loads((tmp_path / "prepared" / "quarantine.json").read_text())
+    assert [q["kind"] for q in quarantine] == ["size_mismatch"] and "240x240" in quarantine[0]["reason"]
+    rows = {}
+    for split in SPLITS:
+        table = pads.dataset(split_uri(str(tmp_path / "prepared"), split), format="parquet").to_table()
+        rows.update({r["source_uri"]: r for r in table.to_pylist()})
+    assert sum(manifest.box_counts.values()) == sum(len(rows[u]["boxes"]) for u in rows)
+    scale = 120 / 240  # 320x240 stored at 160x120
+    for uri, row in rows.items():
+        stored = Image.open(io.BytesIO(row["image"]))
+        assert stored.size == (160, 120)
+        assert [b["label"] for b in row["boxes"]] == [manifest.classes.index(b["label"]) for b in truth[uri]]
+        got = [v for b in row["boxes"] for v in (b["x0"], b["y0"], b["x1"], b["y1"])]
+        assert got == pytest.approx([v * scale for b in truth[uri] for v in b["box"]], abs=1e-3)
+    assert set(manifest.classes) >= {b["label"] for boxes in truth.values() for b in boxes}

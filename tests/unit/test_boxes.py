@@ -223,3 +223,20 @@ def test_scene_settings_are_checked():
         SceneConfig(min_scale=0.5, max_scale=0.2)
     with pytest.raises(ValueError, match="32..8192"):
         SceneConfig(width=16)
+
+
+def test_prepare_moves_boxes_to_the_stored_copy_and_quarantines_what_does_not_fit():
+    from lxn.data.prepare import _BadBoxes, _stored_boxes
+    from lxn.images import DecodedImage
+
+    # a 4000x3000 JPEG decoded at 1/8 (draft) and stored with its shorter side at 300
+    decoded = DecodedImage(np.zeros((375, 500, 3), np.uint8), 4000, 3000, "JPEG", "RGB", 1)
+    boxes = [{"label": "a", "box": [400, 300, 800, 900]}]
+    assert _stored_boxes("x.jpg", boxes, (4000, 3000), decoded, 300) == [{"label": "a", "box": [40.0, 30.0, 80.0, 90.0]}]
+    assert _stored_boxes("x.jpg", boxes, (None, None), decoded, 300)[0]["box"] == [40.0, 30.0, 80.0, 90.0]
+    with pytest.raises(_BadBoxes, match="annotations are for a 3000x4000 image") as caught:
+        _stored_boxes("x.jpg", boxes, (3000, 4000), decoded, 300)
+    assert caught.value.kind == "size_mismatch"
+    with pytest.raises(_BadBoxes, match="x.jpg: outside box") as caught:  # BelgaLogos gives no size: checked here
+        _stored_boxes("x.jpg", [{"label": "a", "box": [3900, 0, 4100, 50]}], (None, None), decoded, 300)
+    assert caught.value.kind == "bad_boxes"

@@ -13,11 +13,10 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from PIL import Image, ImageDraw
 
-from lxn.data.prepare import PrepareConfig, load_batch
+from lxn.data.prepare import PrepareConfig, listing_table, load_batch
 from lxn.data.prepared import DatasetError, Manifest
 from lxn.presets import STORE_MAX_ASPECT, Preset, store_copy
 from lxn.scan.fetch import fetch_and_decode
@@ -58,7 +57,7 @@ def scan_pixels(path: str, preset: Preset) -> np.ndarray:
 
 
 def training_pixels(path: str, preset: Preset, config: PrepareConfig) -> np.ndarray:
-    listing = pa.table({"row_id": pa.array([0], pa.int64()), "source_uri": [path], "class_name": ["acme"]})
+    listing = listing_table(0, [(path, "acme", None, None, None)])
     loaded = load_batch(listing, config)
     assert loaded["status"][0].as_py() == "ok", loaded["error"][0].as_py()
     stored = loaded["image"][0].as_py()

@@ -167,12 +167,15 @@ def test_belgalogos(tmp_path):
     }
     multi = samples["multi.jpg"].extra
     assert multi["labels"] == ["Adidas", "Nike"] and multi["junk_labels"] == ["Puma"]
-    assert [(b["logo"], b["state"]) for b in multi["boxes"]] == [("Nike", 1), ("Nike", 1), ("Adidas", 1), ("Puma", 0)]
+    assert [(b["logo"], b["state"]) for b in multi["annotations"]] == [("Nike", 1), ("Nike", 1), ("Adidas", 1), ("Puma", 0)]
     box = {"instance_id": "3", "logo": "Nike", "type": "logo", "state": 1, "box": [10.0, 10.0, 14.0, 20.0]}
-    assert multi["boxes"][1] == box
+    assert multi["annotations"][1] == box
+    # the boxes prepare keeps: state 1 only, in lxn's form
+    assert multi["boxes"][1] == {"label": "Nike", "box": [10.0, 10.0, 14.0, 20.0]}
+    assert [b["label"] for b in multi["boxes"]] == ["Nike", "Nike", "Adidas"]
     assert samples["junk.jpg"].extra["junk_labels"] == ["Shell"] and samples["junk.jpg"].extra["labels"] == []
-    assert samples["tie.jpg"].extra["boxes"][1]["box"] == [0.0, 0.0, 5.0, 5.0]  # corners put in order
-    assert samples["plain.jpg"].extra == {"labels": [], "junk_labels": [], "boxes": []}
+    assert samples["tie.jpg"].extra["annotations"][1]["box"] == [0.0, 0.0, 5.0, 5.0]  # corners put in order
+    assert samples["plain.jpg"].extra == {"labels": [], "junk_labels": [], "annotations": [], "boxes": []}
     assert "1 annotated images are not in" in caplog.text and "gone.jpg" in caplog.text
 
 
@@ -200,7 +203,7 @@ def test_belgalogos_missing_ground_truth(tmp_path):
 
 
 def test_iter_samples_dispatch(tmp_path):
-    assert set(readers.READERS) == {"imagefolder", "weblogo2m", "flickrlogos32", "belgalogos"}
+    assert set(readers.READERS) == {"imagefolder", "weblogo2m", "flickrlogos32", "belgalogos", "coco"}
     layouts.make_imagefolder(str(tmp_path / "if"))
     direct = list(readers.read_imagefolder(str(tmp_path / "if")))
     assert list(readers.iter_samples("imagefolder", str(tmp_path / "if"))) == direct
