@@ -161,6 +161,9 @@ MUTANTS = [
            "bbox[0] + bbox[2], bbox[1] + bbox[3]", "bbox[2], bbox[3]", (UNIT + "test_boxes.py",)),
     Mutant("scene-marks-overlap", "scenes: marks overlap at most max_overlap", "lxn/data/scenes.py",
            'if all(_shared(box, b["box"]) <= scene.max_overlap for b in boxes):', "if True:", (UNIT + "test_boxes.py",)),
+    Mutant("detection-recall-ignores-brand", "detection metrics: a mark is found by a box of its own brand",
+           "lxn/evaluation/detection.py", 'if not taken[k] and t["label"] == d["label"]:', "if not taken[k]:",
+           (UNIT + "test_detection_metrics.py",)),
     Mutant("box-tolerance-ignored", "boxes: more than a pixel outside is refused", "lxn/data/boxes.py",
            "if x0 < -t or y0 < -t or x1 > width + t or y1 > height + t:", "if False:", (UNIT + "test_boxes.py",)),
 ]
