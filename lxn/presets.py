@@ -37,7 +37,7 @@ from PIL import Image
 from torch import nn
 
 __all__ = ["Preset", "Preprocess", "InferenceModel", "augment", "to_float_nchw", "decode", "decode_side",
-           "model_pixels", "store_copy", "stored_size", "STORE_MAX_ASPECT"]
+           "model_input", "model_pixels", "store_copy", "stored_size", "STORE_MAX_ASPECT"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -117,15 +117,21 @@ def decode(data: bytes | None, image_size: int, *, grids: Sequence[int] = (), **
     return safe_decode(data, target_size=decode_side(image_size, grids), **limits)
 
 
-def model_pixels(data: bytes, preset: "Preset", **limits: Any) -> np.ndarray:
-    """Bytes -> the (image_size, image_size, 3) uint8 array the model takes; a bad image raises
-    `lxn.images.ImageDecodeError`."""
+def model_input(data: bytes, preset: "Preset", **limits: Any) -> tuple[np.ndarray, tuple[int, int]]:
+    """Bytes -> (the (image_size, image_size, 3) uint8 array the model takes, the image's
+    displayed (width, height)): what a box in the image's pixels is scaled from. A bad image
+    raises `lxn.images.ImageDecodeError`."""
     from lxn.images import ImageDecodeError
 
     image, kind, reason = decode(data, preset.image_size, **limits)
     if image is None:
         raise ImageDecodeError(kind, reason)
-    return preset.resize(image.pixels)
+    return preset.resize(image.pixels), (image.width, image.height)
+
+
+def model_pixels(data: bytes, preset: "Preset", **limits: Any) -> np.ndarray:
+    """Bytes -> the (image_size, image_size, 3) uint8 array the model takes (`model_input`)."""
+    return model_input(data, preset, **limits)[0]
 
 
 # A stored copy's longer side is at most this many times `store_side` (a 30:1 strip would

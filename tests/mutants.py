@@ -164,6 +164,9 @@ MUTANTS = [
     Mutant("detection-recall-ignores-brand", "detection metrics: a mark is found by a box of its own brand",
            "lxn/evaluation/detection.py", 'if not taken[k] and t["label"] == d["label"]:', "if not taken[k]:",
            (UNIT + "test_detection_metrics.py",)),
+    Mutant("augmented-boxes-stay-put", "box augmentation: boxes move with the pixels", "lxn/train/box_augment.py",
+           'out_targets.append({"boxes": moved["boxes"].as_subclass(torch.Tensor)',
+           'out_targets.append({"boxes": target["boxes"].reshape(-1, 4).float()', (UNIT + "test_box_augment.py",)),
     Mutant("box-tolerance-ignored", "boxes: more than a pixel outside is refused", "lxn/data/boxes.py",
            "if x0 < -t or y0 < -t or x1 > width + t or y1 > height + t:", "if False:", (UNIT + "test_boxes.py",)),
 ]
