@@ -383,7 +383,8 @@ class ModelRef:
 
 @dataclasses.dataclass
 class LoadedModel:
-    """A registered model ready to predict: `module(uint8 (B, S, S, 3)) -> logits (B, K)`."""
+    """A registered model ready to predict: `module(uint8 (B, S, S, 3))` gives logits (B, K) for a
+    classifier, (B, N, 6) candidates for a detector (`task`)."""
 
     module: torch.nn.Module
     preset: Preset
@@ -391,6 +392,11 @@ class LoadedModel:
     model_config: dict[str, Any]
     ref: ModelRef | None
     metadata: dict[str, Any]
+
+    @property
+    def task(self) -> str:
+        """"classify" or "detect" (lxn.models.TASKS); models logged before detectors are classifiers."""
+        return self.metadata.get("task", "classify")
 
     @property
     def prototypes(self):
@@ -405,15 +411,23 @@ class LoadedModel:
         return [*self.class_names, *self.prototypes.brands]
 
 
-def _signature(image_size: int, num_classes: int):
+def _signature(image_size: int, output_shape: tuple[int, ...]):
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
 
     # Unnamed tensor specs, so pyfunc passes a plain ndarray through (named ones become dicts).
     return ModelSignature(
         inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, image_size, image_size, 3))]),
-        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, num_classes))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *output_shape))]),
     )
+
+
+# What each task's exported graph takes and gives (the MLmodel's `lxn.input`).
+_IO = {
+    "classify": "uint8 RGB images (B, S, S, 3) at the preset's image_size; output: logits (B, K)",
+    "detect": "uint8 RGB images (B, S, S, 3) at the preset's image_size; output: candidates (B, N, 6) of "
+              "x0, y0, x1, y1 (input pixels), score, label; lxn.models.select_detections thresholds and suppresses them",
+}
 
 
 def log_model(
@@ -437,7 +451,10 @@ def log_model(
     """
     import mlflow
 
-    num_classes = len(class_names)
+    from lxn.models import model_task
+
+    task = model_task(model_config["name"])
+    output_shape = (len(class_names),) if task == "classify" else (model.num_candidates, 6)
     wrapped = InferenceModel(model, preset).eval().cpu()
     example = np.random.default_rng(0).integers(0, 256, (2, preset.image_size, preset.image_size, 3), dtype=np.uint8)
     metadata = {
@@ -448,7 +465,8 @@ def log_model(
             "recipe": dict(recipe) if recipe is not None else None,
             "lxn_version": lxn.__version__,
             "serialization": "pt2",
-            "input": "uint8 RGB images (B, S, S, 3) at the preset's image_size; output: logits (B, K)",
+            "task": task,
+            "input": _IO[task],
             **dict(extra_metadata or {}),  # e.g. lxn.prototypes' table
         }
     }
@@ -456,7 +474,7 @@ def log_model(
         info = mlflow.pytorch.log_model(
             wrapped,
             name="model",
-            signature=_signature(preset.image_size, num_classes),
+            signature=_signature(preset.image_size, output_shape),
             input_example=example,
             pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
             metadata=metadata,
@@ -652,8 +670,11 @@ def record_digest(ref: ModelRef, sha256: str, tracking_uri: str | None = None) -
         _client(tracking_uri).set_model_version_tag(ref.name, ref.version, PT2_SHA256_TAG, sha256)
 
 
-def load_model(uri: str, tracking_uri: str | None = None, device: str | torch.device = "cpu") -> LoadedModel:
-    """Load a logged or registered model (`models:/...`, `runs:/...` or a local directory).
+def load_model(uri: str, tracking_uri: str | None = None, device: str | torch.device = "cpu",
+               task: str | None = "classify") -> LoadedModel:
+    """Load a logged or registered model (`models:/...`, `runs:/...` or a local directory) of
+    `task` ("classify", "detect"; None: either). A model of another task is refused with the
+    reason: every caller reads its outputs as that task's.
 
     Nothing from the artifact runs: `verify_model_dir` checks it first (against the SHA-256 the
     registry recorded, for a registered version), and pickle deserialization is switched off in
@@ -687,6 +708,11 @@ def load_model(uri: str, tracking_uri: str | None = None, device: str | torch.de
             raise UnsafeModelError(f"{source}: {exc}") from None
         except ValueError as exc:
             raise ValueError(f"{source} is not an lxn model: {exc}") from None
+        found = metadata.get("task", "classify")
+        if task is not None and found != task:
+            kind = {"classify": "classifier", "detect": "detector"}
+            raise ValueError(f"{source} is a {kind.get(found, found)} ({metadata['model_config'].get('name')}); "
+                             f"this takes {kind.get(task, task)}s")
         module = mlflow.pytorch.load_model(str(local))
     preset = Preset.from_dict(metadata["preset"])
     if torch.device(device).type != "cpu":

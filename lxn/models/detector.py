@@ -8,10 +8,11 @@ The backbone is the classifier's own modules under the same names (`features`, `
 MobileNetV3-Large weights, initialise it (`load_classifier_backbone`). Losses, matching and the
 reference decoding are torchvision's FCOS (anchor-free, centre sampling, focal + GIoU losses).
 
-In evaluation the model returns a fixed number of candidates per image (the `topk` best
-class-position pairs of every pyramid level, boxes decoded and clipped, their FCOS scores), a
-graph that `torch.export` captures whole; `select_detections` then applies the score threshold
-and class-wise NMS outside it, where shapes may depend on the data. The two together give what
+In evaluation the model returns a fixed number of candidates per image, (B, N, 6) rows of
+(x0, y0, x1, y1, score, label): the `topk` best class-position pairs of every pyramid level,
+boxes decoded and clipped, their FCOS scores. One tensor, a graph that `torch.export` captures
+whole (and MLflow's pyfunc can serve); `select_detections` then applies the score threshold and
+class-wise NMS outside it, where shapes may depend on the data. The two together give what
 torchvision's `FCOS.postprocess_detections` gives (tests/unit/test_detector.py checks it).
 
 Choices, and why:
@@ -76,7 +77,7 @@ class _Backbone(nn.Module):
 class LogoXpertDet(FCOS):
     """FCOS on LogoXpertNet. `forward(x, targets)` in training returns torchvision's FCOS losses
     {"classification", "bbox_regression", "bbox_ctrness"}; in evaluation, `forward(x)` returns
-    (boxes (B, N, 4) in input pixels, scores (B, N), labels (B, N)) candidates for
+    the (B, num_candidates, 6) candidates (box in input pixels, score, label) for
     `select_detections`.
 
     `x` is a normalised float batch (B, 3, S, S) at the model's `image_size` (the preset's
@@ -130,6 +131,7 @@ class LogoXpertDet(FCOS):
             centre = torch.stack([xs, ys, xs, ys], -1).reshape(-1, 4).float()
             centres.append(centre + torch.tensor([-stride / 2, -stride / 2, stride / 2, stride / 2]))
         self.register_buffer("anchors", torch.cat(centres), persistent=False)
+        self.num_candidates = sum(min(topk, size * num_classes) for size in self.level_sizes)
 
     # ------------------------------------------------------------------ training
 
@@ -150,7 +152,7 @@ class LogoXpertDet(FCOS):
 
     # ------------------------------------------------------------------ inference
 
-    def _candidates(self, outputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _candidates(self, outputs: dict[str, torch.Tensor]) -> torch.Tensor:
         """The `topk` best (position, class) pairs of every level, as FCOS scores them
         (sqrt(class probability x centre-ness)), with their decoded, clipped boxes."""
         scores = torch.sqrt(torch.sigmoid(outputs["cls_logits"]) * torch.sigmoid(outputs["bbox_ctrness"]))
@@ -167,7 +169,7 @@ class LogoXpertDet(FCOS):
             labels.append(index % classes)
             start += size
         boxes = clip_boxes_to_image(torch.cat(boxes, 1), (self.image_size, self.image_size))
-        return boxes, torch.cat(kept, 1), torch.cat(labels, 1)
+        return torch.cat([boxes, torch.cat(kept, 1).unsqueeze(-1), torch.cat(labels, 1).unsqueeze(-1).to(boxes.dtype)], -1)
 
     def reference_detections(self, x: torch.Tensor) -> list[dict[str, torch.Tensor]]:
         """torchvision's own FCOS decoding of the same head outputs (what the tests compare with)."""
@@ -179,13 +181,15 @@ class LogoXpertDet(FCOS):
         return self.postprocess_detections(split, anchors, [(self.image_size, self.image_size)] * x.shape[0])
 
 
-def select_detections(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, *, score_thresh: float = 0.05,
-                      nms_thresh: float = 0.5, max_detections: int = 100) -> list[dict[str, torch.Tensor]]:
-    """Per image: the candidates above `score_thresh`, class-wise NMS at `nms_thresh`, the best
-    `max_detections` by score. Works on the exported graph's outputs (tensors or arrays)."""
-    boxes, scores, labels = (torch.as_tensor(t) for t in (boxes, scores, labels))
+def select_detections(candidates: torch.Tensor, *, score_thresh: float = 0.05, nms_thresh: float = 0.5,
+                      max_detections: int = 100) -> list[dict[str, torch.Tensor]]:
+    """Per image of (B, N, 6) candidates (the model's or the exported graph's output, a tensor or
+    an array): those above `score_thresh`, class-wise NMS at `nms_thresh`, the best
+    `max_detections` by score, as {"boxes", "scores", "labels"}."""
+    candidates = torch.as_tensor(candidates)
     results = []
-    for b, s, c in zip(boxes, scores, labels):
+    for row in candidates:
+        b, s, c = row[:, :4], row[:, 4], row[:, 5].round().long()
         keep = s > score_thresh
         b, s, c = b[keep], s[keep], c[keep]
         order = batched_nms(b.float(), s.float(), c, nms_thresh)[:max_detections]

@@ -67,6 +67,38 @@ def test_pyfunc_flavour_serves_numpy(store, trained):
     assert out.shape == (2, 3)
 
 
+def test_a_registered_detector_loads_safely_as_a_detector_and_only_as_one(store):
+    """Exported with its preprocessing, SHA-256 recorded, served by pyfunc; a classifier's
+    caller (the default task) is refused with the reason, not handed boxes for logits."""
+    import mlflow
+
+    from lxn.models import select_detections
+
+    torch.manual_seed(0)
+    model = create_model("logoxpertnet_det", num_classes=2, image_size=128).eval()
+    preset = Preset(image_size=128)
+    tracker = RunTracker.start("lxn-test", "detector", store)
+    config = {"name": "logoxpertnet_det", "num_classes": 2, "image_size": 128}
+    ref = log_model(tracker, model, preset=preset, class_names=["acme", "globex"], model_config=config,
+                    registered_model="marks-det")
+    from lxn.tracking import PT2_SHA256_TAG, version_tags
+
+    assert version_tags(ref, store)[PT2_SHA256_TAG]
+    loaded = load_model(ref.uri, store, task="detect")
+    assert loaded.task == "detect" and loaded.class_names == ["acme", "globex"]
+    images = torch.randint(0, 256, (3, 128, 128, 3), dtype=torch.uint8)
+    with torch.inference_mode():
+        expected = InferenceModel(model, preset).eval()(images)
+        got = loaded.module(images)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+    assert [len(d["boxes"]) for d in select_detections(got)] == [len(d["boxes"]) for d in select_detections(expected)]
+    with pytest.raises(ValueError, match=r"is a detector \(logoxpertnet_det\); this takes classifiers"):
+        load_model(ref.uri, store)
+    mlflow.set_tracking_uri(store)
+    served = mlflow.pyfunc.load_model(ref.uri).predict(np.zeros((2, 128, 128, 3), dtype=np.uint8))
+    assert served.shape == (2, model.num_candidates, 6)
+
+
 def test_alias_resolves_once_to_a_version(store, trained):
     *_, tracker, ref = trained
     assert resolve_model_uri("models:/logos@challenger", store) == ref
