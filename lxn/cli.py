@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from lxn.errors import TrackingError
 from lxn.logs import configure_logging
 from lxn.redact import redact_text
 
@@ -12,13 +13,7 @@ __all__ = ["BAD_INPUT", "EXIT_BAD_INPUT", "configure_logging", "fail"]
 EXIT_BAD_INPUT = 2
 
 
-def _bad_input() -> tuple[type[BaseException], ...]:
-    from lxn.tracking import TrackingError
-
-    return (ValueError, OSError, TrackingError)
-
-
-BAD_INPUT = _bad_input()
+BAD_INPUT: tuple[type[BaseException], ...] = (ValueError, OSError, TrackingError)  # UnsafeModelError is a ValueError
 
 
 def fail(exc: BaseException) -> int:

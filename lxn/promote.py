@@ -156,7 +156,7 @@ def measure_latency(models: dict[str, Any], rounds: int) -> dict[str, float]:
     import numpy as np
     import torch
 
-    from lxn.benchmarks.timing import interleaved_medians
+    from lxn.timing import interleaved_medians
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -40,6 +40,8 @@ import torch
 
 import lxn
 from lxn import registry
+from lxn.errors import TrackingError, UnsafeModelError
+from lxn.models.rebuild import rebuild_eager
 from lxn.presets import InferenceModel, Preset
 from lxn.redact import is_secret_key, redact, redact_text, redact_uri, register_secret, split_userinfo
 
@@ -81,15 +83,6 @@ _PICKLE_SWITCH = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
 # Settings under which MLflow skips its pickle check when loading (mlflow.pytorch's
 # `_is_pickle_deserialization_allowed`: it trusts a Databricks runtime or model-serving container).
 _PICKLE_GUARD_OFF = ("DATABRICKS_RUNTIME_VERSION", "DATABRICKS_ENV_VERSION", "IS_IN_DB_MODEL_SERVING_ENV")
-
-
-class TrackingError(RuntimeError):
-    """MLflow is unreachable or refused an operation; the message says which and what to check."""
-
-
-class UnsafeModelError(ValueError):
-    """A model artifact that holds something an lxn model does not (a pickle, unknown files,
-    another flavor) or whose weights differ from what the registry recorded: it is not loaded."""
 
 
 def resolve_tracking_uri(uri: str | None = None) -> str:
@@ -596,18 +589,6 @@ def _pickle_guard_on() -> None:
     for name in _PICKLE_GUARD_OFF:
         if os.environ.pop(name, None) is not None:
             log.warning("%s is set: removed for this process, since MLflow would load pickled models under it", name)
-
-
-def rebuild_eager(graph: torch.nn.Module, model_config: Mapping[str, Any], preset: Preset) -> InferenceModel:
-    """An eager `InferenceModel` with the weights of an exported one (same parameter names)."""
-    from lxn.models import create_model
-
-    config = dict(model_config)
-    eager = InferenceModel(create_model(config.pop("name"), **config), preset).eval()
-    missing, unexpected = eager.load_state_dict(graph.state_dict(), strict=False)
-    if missing or unexpected:
-        raise ValueError(f"exported weights do not fit the model config: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    return eager
 
 
 _MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[A-Za-z0-9_\-]+))$")

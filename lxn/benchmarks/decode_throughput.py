@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lxn.benchmarks.timing import interleaved_medians
+from lxn.timing import interleaved_medians
 from lxn.config import setting
 
 __all__ = ["DecodeBenchConfig", "run", "markdown_table", "photo_jpeg"]

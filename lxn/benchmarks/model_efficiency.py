@@ -18,7 +18,7 @@ import torchvision
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from lxn.benchmarks.timing import interleaved_medians
+from lxn.timing import interleaved_medians
 from lxn.config import setting
 from lxn.models import create_model, list_models
 

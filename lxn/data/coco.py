@@ -21,7 +21,7 @@ from typing import Any
 
 from lxn import storage
 from lxn.data.boxes import BoxError, box_area, clean_boxes
-from lxn.data.readers import NO_LOGO, Sample
+from lxn.data.sample import NO_LOGO, Sample
 
 __all__ = ["ANNOTATIONS", "IMAGES", "read_coco", "write_coco", "coco_document"]
 

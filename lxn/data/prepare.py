@@ -340,7 +340,8 @@ class _Embed:
     """Ray Data actor: one L2-normalised float16 embedding per stored image, model loaded once."""
 
     def __init__(self, model_uri: str, tracking_uri: str | None) -> None:
-        from lxn.tracking import load_model, rebuild_eager
+        from lxn.models.rebuild import rebuild_eager
+        from lxn.tracking import load_model
 
         loaded = load_model(model_uri, tracking_uri)
         self.preset = loaded.preset

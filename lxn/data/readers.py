@@ -19,10 +19,11 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 from lxn import storage
+from lxn.data.coco import read_coco
+from lxn.data.sample import NO_LOGO, Sample
 
 __all__ = [
     "Sample",
@@ -41,26 +42,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
-
-# The class of images that show no (annotated) logo, spelled as FlickrLogos-32 spells it.
-NO_LOGO = "no-logo"
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One labelled image.
-
-    `label` is the canonical class name used downstream. `official_split` is the dataset's own
-    split this image belongs to, when it has one (FlickrLogos-32: "train", "val", "test"). `extra`
-    holds small, JSON-friendly metadata of the reader (e.g. BelgaLogos boxes); it is excluded
-    from hashing so samples can still go in sets.
-    """
-
-    uri: str
-    label: str
-    official_split: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict, hash=False)
-
 
 def _hidden(parts: list[str]) -> bool:
     # ".DS_Store", "._x.jpg" (macOS resource forks), ".ipynb_checkpoints/", ".git/" ...
@@ -318,18 +299,12 @@ def read_belgalogos(root: str) -> Iterator[Sample]:
 # ---------------------------------------------------------------------------------------------
 # Dispatch
 
-def _read_coco(root: str) -> Iterator[Sample]:
-    from lxn.data.coco import read_coco  # it builds on Sample: imported here, not at the top
-
-    return read_coco(root)
-
-
 READERS: dict[str, Callable[..., Iterator[Sample]]] = {
     "imagefolder": read_imagefolder,
     "weblogo2m": read_weblogo2m,
     "flickrlogos32": read_flickrlogos32,
     "belgalogos": read_belgalogos,
-    "coco": _read_coco,
+    "coco": read_coco,
 }
 # Readers whose samples carry `extra["boxes"]` in lxn's box form: prepare keeps their boxes.
 BOX_FORMATS = ("belgalogos", "coco")

@@ -1,0 +1,87 @@
+"""What a job loads before it has parsed its flags: `--help`, a typo and a bad path answer in a
+second, without torch, Ray or MLflow (seconds of imports each, on every cron run)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+LIGHT_JOBS = ["prepare", "train", "scan", "search", "report", "trust"]
+LIGHT_MODULES = ["lxn.cli", "lxn.errors", "lxn.scan", "lxn.scan.config", "lxn.train.config", "lxn.data.prepare",
+                 "lxn.redact", "lxn.storage"]
+PROBE = """
+import importlib, importlib.util, sys
+for target in sys.argv[1:]:
+    if target.endswith(".py"):
+        spec = importlib.util.spec_from_file_location("job", target)
+        spec.loader.exec_module(importlib.util.module_from_spec(spec))
+    else:
+        importlib.import_module(target)
+print(" ".join(name for name in ("torch", "ray", "mlflow", "torchvision") if name in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("targets", [LIGHT_MODULES, [str(ROOT / "jobs" / f"{job}.py") for job in LIGHT_JOBS]],
+                         ids=["library modules", "jobs"])
+def test_jobs_and_configs_load_no_torch_ray_or_mlflow(targets):
+    done = subprocess.run([sys.executable, "-c", PROBE, *targets], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120, check=True)
+    assert done.stdout.strip() == ""
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """lxn module -> the lxn modules it imports, at the top or inside functions (a lazy import
+    still ties the two together)."""
+    import ast
+
+    modules = {}
+    for path in (ROOT / "lxn").rglob("*.py"):
+        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        modules[name] = path
+
+    def owner(name: str) -> str:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name
+
+    graph: dict[str, set[str]] = {name: set() for name in modules}
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("lxn"):
+                targets = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names if alias.name.startswith("lxn")]
+            else:
+                continue
+            for target in map(owner, targets):
+                if target and target != name and not name.startswith(target + "."):  # a package's own parent
+                    graph[name].add(target)
+    return graph
+
+
+def test_no_import_circle_and_no_arrow_from_production_into_the_benchmarks():
+    graph = _import_graph()
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(module: str) -> None:
+        state[module] = 1
+        path.append(module)
+        for target in sorted(graph[module]):
+            assert state.get(target) != 1, "import circle: " + " -> ".join(path[path.index(target):] + [target])
+            if target not in state:
+                visit(target)
+        path.pop()
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module)
+    upward = sorted((m, t) for m, targets in graph.items() for t in targets
+                    if t.startswith("lxn.benchmarks") and not m.startswith("lxn.benchmarks"))
+    assert upward == []
+    assert "lxn.tracking" in graph["lxn.promote"]  # the graph is real: a known edge is in it
