@@ -1,49 +1,13 @@
 """The nightly brand-monitoring scan.
 
-    python jobs/scan.py --source s3://bucket/prefix [--source ...] --model models:/logoxpertnet@champion \
-        --out s3://reports/brand-scans
-
-    ray job submit --working-dir . -- python jobs/scan.py --source ... --out ...
-    python jobs/scan.py      # embedded demo: scans a generated "nightly bucket" with the local champion
-
-Re-running the same command resumes a killed scan (or does nothing if it is committed); see
-lxn/scan/pipeline.py for the stages and lxn/scan/report.py for the report's schema and layout.
+The job's code is lxn/jobs/scan.py (also the `lxn scan` command); this file is what
+`ray job submit -- python jobs/scan.py` and cron lines run.
 """
 
-from __future__ import annotations
-
-import dataclasses
 import sys
 
-from lxn.cli import BAD_INPUT, configure_logging, fail
-from lxn.preflight import check_reach
-from lxn.redact import redact
-from lxn.scan.config import parse_scan_config
-
-
-parse_config = parse_scan_config
-
-
-def main(argv: list[str] | None = None) -> int:
-    configure_logging()
-    from lxn.scan.pipeline import format_summary, run
-
-    try:
-        config = parse_scan_config(argv, description=__doc__)
-        demo = not config.source and not config.manifest
-        check_reach(config, demo=demo)  # on a multi-node cluster: nothing only this node has
-        if demo:
-            from lxn.demo import nightly_images
-
-            config = dataclasses.replace(config, source=[nightly_images("lxn-local")])
-        result = run(config)
-    except BAD_INPUT as exc:  # bad input, unreachable services: a one-line reason, exit 2
-        return fail(exc)
-    if result.already_committed:
-        print(f"scan {result.scan_id} was already committed; its summary:")
-    print(redact(format_summary(result.manifest)))
-    return 0
-
+from lxn.jobs.scan import *  # noqa: F403 - the job's names (main, its config parser), as before
+from lxn.jobs.scan import main
 
 if __name__ == "__main__":
     sys.exit(main())

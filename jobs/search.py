@@ -1,35 +1,13 @@
-r"""Where else did this mark appear: the scanned objects most similar to an image.
+"""Where else did this mark appear: the scanned objects most similar to an image.
 
-    python jobs/search.py --image logo.png --reports s3://reports/brand-scans --since 2026-11-01 --top 20
-
-Searches the rows of scans run with `--embeddings` (exact cosine similarity, with the model
-version that wrote each row). Prints JSON: the hits, best first, and what was searched.
-Exit status: 0 done (also with no hits), 2 bad input.
+The job's code is lxn/jobs/search.py (also the `lxn search` command); this file is what
+`ray job submit -- python jobs/search.py` and cron lines run.
 """
 
-from __future__ import annotations
-
-import argparse
-import json
 import sys
 
-from lxn.cli import BAD_INPUT, configure_logging, fail
-from lxn.config import add_arguments, from_namespace
-from lxn.redact import redact
-from lxn.search import SearchConfig, search
-
-
-def main(argv: list[str] | None = None) -> int:
-    configure_logging()
-    try:
-        parser = add_arguments(argparse.ArgumentParser(description=__doc__,
-                                                       formatter_class=argparse.RawDescriptionHelpFormatter), SearchConfig)
-        result = search(from_namespace(SearchConfig, parser.parse_args(argv)))
-    except BAD_INPUT as exc:
-        return fail(exc)
-    print(json.dumps(redact(result), indent=1))
-    return 0
-
+from lxn.jobs.search import *  # noqa: F403 - the job's names (main, its config parser), as before
+from lxn.jobs.search import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -100,10 +100,10 @@ def _summary(stdout: str) -> dict[str, Any] | None:
         return None
 
 
-def run_grid(name: str, runs: list[dict[str, Any]], parallel: int, address: str,
-             script: Path) -> list[dict[str, Any]]:
-    """Train every run of the grid, `parallel` at a time; one result per run, in order: its
-    model, seed, exit status and the job's JSON summary (None if it failed)."""
+def run_grid(name: str, runs: list[dict[str, Any]], parallel: int, address: str) -> list[dict[str, Any]]:
+    """Train every run of the grid, `parallel` at a time, each `python -m lxn.jobs train` (the
+    job's own process: one driver per run); one result per run, in order: its model, seed, exit
+    status and the job's JSON summary (None if it failed)."""
     results: list[dict[str, Any] | None] = [None] * len(runs)
     env = {**os.environ, "RAY_ADDRESS": address}
     with tempfile.TemporaryDirectory(prefix="lxn-grid-") as tmp:
@@ -116,7 +116,7 @@ def run_grid(name: str, runs: list[dict[str, Any]], parallel: int, address: str,
                 path.write_text(json.dumps(settings))
                 out = open(Path(tmp) / f"run-{index}.out", "w+")
                 log.info("grid %s: run %d/%d: %s seed %s", name, index + 1, len(runs), settings["model"], settings["seed"])
-                active.append((index, subprocess.Popen([sys.executable, str(script), "--config", str(path)],
+                active.append((index, subprocess.Popen([sys.executable, "-m", "lxn.jobs", "train", "--config", str(path)],
                                                        env=env, stdout=out, text=True), out))
             time.sleep(0.5)
             for entry in list(active):
