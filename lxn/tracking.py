@@ -444,9 +444,7 @@ def log_model(
     """
     import mlflow
 
-    from lxn.models import model_task
-
-    task = model_task(model_config["name"])
+    task = getattr(model, "task", "classify")  # detectors say so; any other module gives logits
     output_shape = (len(class_names),) if task == "classify" else (model.num_candidates, 6)
     wrapped = InferenceModel(model, preset).eval().cpu()
     example = np.random.default_rng(0).integers(0, 256, (2, preset.image_size, preset.image_size, 3), dtype=np.uint8)

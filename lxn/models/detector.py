@@ -95,6 +95,8 @@ class LogoXpertDet(FCOS):
         **backbone: LogoXpertNet's switches (clff, hse_sab, fa_cbam, width_mult, ...).
     """
 
+    task = "detect"  # what lxn.tracking.log_model records: its output is candidates, not logits
+
     def __init__(self, num_classes: int, *, image_size: int = 512, fpn_channels: int = 96, head_convs: int = 3,
                  topk: int = 100, score_thresh: float = 0.05, nms_thresh: float = 0.5, detections_per_img: int = 100,
                  **backbone: Any) -> None:
