@@ -35,7 +35,8 @@ from lxn.data.readers import NO_LOGO
 from lxn.evidence import threshold_for_precision
 from lxn.metrics import classification_report
 from lxn.models import check_task, create_model
-from lxn.presets import Preprocess, Preset, model_pixels
+from lxn.presets import Preprocess, Preset
+from lxn.train.decode import decode_batch
 from lxn.train.config import TrainConfig
 from lxn.train.loop import ModelEma, autocast_dtype, evaluate, train_one_epoch
 from lxn.tracking import ModelRef, RunTracker, check_tracking, log_model
@@ -104,17 +105,6 @@ def make_optimizer(model: torch.nn.Module, recipe) -> torch.optim.Optimizer:
 
 
 # ---------------------------------------------------------------------------- data
-
-
-def decode_batch(batch: dict[str, np.ndarray], preset: Preset) -> dict[str, np.ndarray]:
-    """Ray Data map stage: stored JPEG bytes -> uint8 arrays at the preset size (on CPU), through
-    the scan's own decode path (`lxn.presets.model_pixels`). Prepare validated every stored
-    image, so one that does not decode is a bug and raises."""
-    size = preset.image_size
-    images = np.empty((len(batch["image"]), size, size, 3), dtype=np.uint8)
-    for i, data in enumerate(batch["image"]):
-        images[i] = model_pixels(data, preset)
-    return {"image": images, "label": batch["label"].astype(np.int64)}
 
 
 def _datasets(root: str, manifest: Manifest, preset: Preset, config: TrainConfig) -> dict:
