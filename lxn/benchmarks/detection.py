@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from lxn.config import setting
+from lxn.evaluation.detection import box_iou
 
 __all__ = ["DetectionBenchConfig", "run", "markdown_table", "score"]
 
@@ -46,12 +47,6 @@ class DetectionBenchConfig:
     threshold: float | None = setting(None, "the scan's threshold (default: the version's tag)")
     seed: int = setting(3000, "scene seed (the accuracy benchmark's test scenes use 1000)")
     batch_size: int = setting(32, "scan batch")
-
-
-def _iou(a, b) -> float:
-    inter = max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union else 0.0
 
 
 def score(rows: dict[str, dict], truth: dict[str, list[dict]], whole_image: bool) -> dict[str, Any]:
@@ -80,7 +75,7 @@ def score(rows: dict[str, dict], truth: dict[str, list[dict]], whole_image: bool
             tally[0] += 1
             tally[1] += hit
             if hit and mine[0]["box"] is not None:
-                best = max(_iou(d["box"], mark["box"]) for d in mine)
+                best = max(box_iou(d["box"], mark["box"]) for d in mine)
                 ious.append(best)
                 boxed += best > 0
     per_brand_recall = [hit / n for n, hit in per_brand.values()]

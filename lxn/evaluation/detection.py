@@ -18,10 +18,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["detection_metrics", "recall_precision_at"]
+__all__ = ["box_iou", "detection_metrics", "recall_precision_at"]
 
 
-def _iou(a: Sequence[float], b: Sequence[float]) -> float:
+def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
+    """Intersection over union of two xyxy boxes (0 when they do not overlap)."""
     w = min(a[2], b[2]) - max(a[0], b[0])
     h = min(a[3], b[3]) - max(a[1], b[1])
     if w <= 0 or h <= 0:
@@ -45,7 +46,7 @@ def recall_precision_at(truth: Mapping[str, list[dict]], predictions: Mapping[st
             best, where = iou, -1
             for k, t in enumerate(boxes):
                 if not taken[k] and t["label"] == d["label"]:
-                    overlap = _iou(d["box"], t["box"])
+                    overlap = box_iou(d["box"], t["box"])
                     if overlap >= best:
                         best, where = overlap, k
             if where >= 0:

@@ -25,7 +25,6 @@ Choices, and why:
 
 from __future__ import annotations
 
-import logging
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -43,8 +42,6 @@ from lxn.models.logoxpertnet import LogoXpertNet, load_backbone_weights
 
 __all__ = ["LogoXpertDet", "load_classifier_backbone", "select_detections", "logoxpertnet_det",
            "logoxpertnet_backbone_det", "DETECTOR_STRIDES"]
-
-log = logging.getLogger(__name__)
 
 DETECTOR_STRIDES = (8, 16, 32, 64)
 _C4_INDEX = 12  # features[12]: the last bottleneck at output stride 16 (112 channels)

@@ -12,6 +12,8 @@ loose; SSD's recipe (zoom out, IoU crop, flip) keeps boxes exact. Every random d
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
@@ -21,6 +23,7 @@ from lxn.presets import Preset
 __all__ = ["augment_detection", "box_pipeline"]
 
 
+@functools.lru_cache(maxsize=16)  # built once per setting, not per batch (a Preset is frozen: hashable)
 def box_pipeline(preset: Preset, *, zoom_out_p: float = 0.3, max_zoom_out: float = 2.0, crop_p: float = 0.5) -> v2.Compose:
     """The transform for one (image uint8 CHW, {"boxes", "labels"}) pair at `preset.image_size`."""
     size = preset.image_size
