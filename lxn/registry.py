@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-__all__ = ["CHALLENGER", "CHAMPION", "PREVIOUS_CHAMPION", "TEST_TOP1", "TEST_F1_MACRO", "DATASET", "RUN_NAME",
+__all__ = ["CHALLENGER", "CHAMPION", "PREVIOUS_CHAMPION", "TEST_TOP1", "TEST_F1_MACRO", "TEST_MAP50", "TEST_MAP", "DATASET", "RUN_NAME",
            "CLASSES_SHA", "PT2_SHA256", "THRESHOLD", "THRESHOLD_TARGET", "THRESHOLD_SOURCE", "DEFAULT_THRESHOLD",
            "EVAL_TOP1", "EVAL_F1_MACRO", "EVAL_SET", "EVAL_RUN", "threshold_tags", "scan_threshold",
            "evaluation_tags", "PROMOTED_AT", "PROMOTION_RUN", "DERIVED_FROM", "PROTOTYPE_BRANDS", "UNKNOWN_BELOW",
@@ -26,6 +26,8 @@ PREVIOUS_CHAMPION = "previous-champion"  # the champion before the last promotio
 # version tags written at registration
 TEST_TOP1 = "test_top1"                # top-1 on the prepared test split, best weights
 TEST_F1_MACRO = "test_f1_macro"
+TEST_MAP50 = "test_map_50"             # a detector's: COCO mAP@0.5 on the test split, best weights
+TEST_MAP = "test_map"                  # a detector's: COCO mAP@[.5:.95]
 DATASET = "dataset"                    # the prepared dataset's URI: test figures compare only within one
 RUN_NAME = "run_name"
 CLASSES_SHA = "classes_sha"            # digest of the ordered class list: what a reported brand means

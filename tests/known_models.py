@@ -9,7 +9,8 @@ from lxn.presets import Preset
 
 __all__ = ["RedSpotter", "BlueSpotter", "TwoSpotter", "SlowTwoSpotter", "REDSPOT_CLASSES", "REDSPOT_PRESET",
            "register_redspot", "register_spotter", "CARD_PRESET", "CARD_COLOURS", "CARD_CLASSES", "colour_card",
-           "checkerboard", "card_classifier", "register_card_classifier"]
+           "checkerboard", "card_classifier", "register_card_classifier", "RedBoxer", "REDBOX_PRESET",
+           "register_redboxer"]
 
 REDSPOT_CLASSES = ["acme", "globex", "no-logo"]
 REDSPOT_PRESET = Preset(image_size=64, mean=(0.5,) * 3, std=(0.5,) * 3, denoise_sigma=0)
@@ -84,6 +85,45 @@ def register_redspot(tracker, name: str = "redspot", alias: str = "champion"):
 
     return log_model(tracker, RedSpotter().eval(), preset=REDSPOT_PRESET, class_names=REDSPOT_CLASSES,
                      model_config={"name": "redspotter"}, registered_model=name, alias=alias)
+
+
+# ------------------------------------------------------------------ a detector
+
+REDBOX_PRESET = Preset(image_size=128, mean=(0.5,) * 3, std=(0.5,) * 3, denoise_sigma=0)
+
+
+class RedBoxer(nn.Module):
+    """A detector with a known answer: one candidate an image, the box around its red pixels
+    (in model pixels, x1/y1 exclusive) as 'acme' with score 0.9, or score 0 when there are none.
+    Classes (acme, globex); input normalised with mean = std = 0.5."""
+
+    task = "detect"
+    num_candidates = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        red = (x[:, 0] > 0.5) & (x[:, 1] < -0.5) & (x[:, 2] < -0.5)  # (B, H, W)
+        cols, rows = red.any(dim=1), red.any(dim=2)
+        index = torch.arange(x.shape[-1], device=x.device)
+        far = torch.full_like(index, x.shape[-1] + 1)
+
+        def span(hit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            low = torch.where(hit, index, far).min(dim=1).values
+            high = torch.where(hit, index + 1, -far).max(dim=1).values
+            return low, high
+
+        (x0, x1), (y0, y1) = span(cols), span(rows)
+        found = cols.any(dim=1)
+        box = torch.where(found[:, None], torch.stack([x0, y0, x1, y1], dim=1), 0).float()
+        score = found.float() * 0.9
+        return torch.cat([box, score[:, None], torch.zeros_like(score)[:, None]], dim=1)[:, None, :]
+
+
+def register_redboxer(tracker, name: str = "redbox", alias: str = "champion"):
+    """Log and register a RedBoxer under `name@alias`; returns its ModelRef."""
+    from lxn.tracking import log_model
+
+    return log_model(tracker, RedBoxer().eval(), preset=REDBOX_PRESET, class_names=["acme", "globex"],
+                     model_config={"name": "redboxer"}, registered_model=name, alias=alias)
 
 
 # ------------------------------------------------------------------ a model with embeddings

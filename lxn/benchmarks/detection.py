@@ -39,8 +39,10 @@ log = logging.getLogger(__name__)
 @dataclasses.dataclass(frozen=True)
 class DetectionBenchConfig:
     out: Path = setting(Path("bench-out"), "directory for detection.json/.md and the scenes, scans")
-    model: str = setting("models:/accuracy-logoxpertnet-lxn/1", "a model trained on real marks (jobs/benchmark.py accuracy registers them)")
+    model: str = setting("models:/accuracy-logoxpertnet-lxn/1", "a classifier trained on real marks (jobs/benchmark.py accuracy registers them); empty: none")
     tracking_uri: str = setting("sqlite:///bench-out/accuracy/mlflow.db", "the MLflow store that holds --model")
+    detector: str = setting("", "a detector trained on real-mark scenes to scan the same scenes with (jobs/benchmark.py detector registers one); empty: none")
+    detector_tracking_uri: str = setting("", "the MLflow store that holds --detector (empty: --tracking-uri)")
     num_brands: int = setting(20, "the real-marks classes the model was trained on (its --num-brands)")
     scenes: int = setting(200, "press scenes to generate and scan")
     tiles: list[str] = setting(["2,3", "2,3,4"], "tile settings to compare with the whole-image scan (comma-separated grids)")
@@ -51,7 +53,7 @@ class DetectionBenchConfig:
 
 def score(rows: dict[str, dict], truth: dict[str, list[dict]], whole_image: bool) -> dict[str, Any]:
     """Recall, precision, small-mark recall and box IoU of one scan's rows against the truth."""
-    marks = found = small = small_found = boxed = 0
+    marks = found = small = small_found = boxed = tight = 0
     predicted = correct = 0
     ious: list[float] = []
     per_brand: dict[str, list[int]] = {}
@@ -78,12 +80,28 @@ def score(rows: dict[str, dict], truth: dict[str, list[dict]], whole_image: bool
                 best = max(box_iou(d["box"], mark["box"]) for d in mine)
                 ious.append(best)
                 boxed += best > 0
+                tight += best >= 0.5
     per_brand_recall = [hit / n for n, hit in per_brand.values()]
     return {"marks": marks, "recall": found / marks, "precision": correct / predicted if predicted else None,
             "small_recall": small_found / small if small else None,
             "macro_brand_recall": float(np.mean(per_brand_recall)),
             "box_overlaps": boxed / found if found and not whole_image else None,
+            "found_iou50": tight / marks if not whole_image else None,
             "mean_iou": float(np.mean(ious)) if ious else None, "detections": predicted}
+
+
+def average_precision(rows: dict[str, dict], truth: dict[str, list[dict]]) -> dict[str, float]:
+    """COCO mAP@0.5 and mAP@[.5:.95] of a scan's detections (their confidences rank them) against
+    the scenes' marks, by `lxn.evaluation.detection.detection_metrics`. The scan keeps only the
+    detections at or above its threshold, so these are the APs of what the report holds."""
+    from lxn.evaluation.detection import detection_metrics
+
+    marks = {name: [{"label": m["brand"], "box": list(m["box"])} for m in placed] for name, placed in truth.items()}
+    found = {name: [{"label": d["brand"], "box": [d["x0"], d["y0"], d["x1"], d["y1"]], "score": d["confidence"]}
+                    for d in rows[name]["detections"] or []] for name in truth}
+    classes = sorted({m["label"] for v in marks.values() for m in v} | {d["label"] for v in found.values() for d in v})
+    figures = detection_metrics(marks, found, classes)
+    return {"map_50": figures["map_50"], "map": figures["map"]}
 
 
 def run(config: DetectionBenchConfig) -> dict[str, Any]:
@@ -107,12 +125,19 @@ def run(config: DetectionBenchConfig) -> dict[str, Any]:
         if not path.exists():
             path.write_bytes(data)
         truth[name] = placed
-    modes = [("whole image", ())] + [(f"tiles {t}", tuple(int(g) for g in t.split(","))) for t in config.tiles]
+    modes = []
+    if config.model:
+        modes += [("whole image", config.model, config.tracking_uri, ())]
+        modes += [(f"tiles {t}", config.model, config.tracking_uri, tuple(int(g) for g in t.split(","))) for t in config.tiles]
+    if config.detector:
+        modes.append(("detector", config.detector, config.detector_tracking_uri or config.tracking_uri, ()))
+    if not modes:
+        raise ValueError("give --model (a classifier), --detector, or both")
     results = []
-    for label, grids in modes:
+    for label, model, tracking_uri, grids in modes:
         out = root / "scans" / (label.replace(" ", "-").replace(",", "_"))
         started = time.monotonic()
-        result = scan(ScanConfig(source=[str(scenes_dir)], out=str(out), model=config.model, tracking_uri=config.tracking_uri,
+        result = scan(ScanConfig(source=[str(scenes_dir)], out=str(out), model=model, tracking_uri=tracking_uri,
                                  date="2000-01-01", tiles=list(grids) or None, threshold=config.threshold,
                                  batch_size=config.batch_size, progress_bars=False, full=True))
         wall = time.monotonic() - started
@@ -120,12 +145,14 @@ def run(config: DetectionBenchConfig) -> dict[str, Any]:
             columns=["uri", "brand", "detections"])
         rows = {Path(r["uri"]).stem: r for r in table.to_pylist()}
         throughput = result.manifest["throughput"]
-        results.append({"mode": label, "model_calls_per_image": tile_count(grids),
+        whole_image = label == "whole image"
+        results.append({"mode": label, "model": model, "model_calls_per_image": tile_count(grids),
                         "images_per_s": throughput.get("steady_images_per_s") or throughput.get("images_per_s"),
                         "wall_s": round(wall, 1), "threshold": result.manifest["threshold"]["value"],
-                        **score(rows, truth, whole_image=not grids)})
+                        **score(rows, truth, whole_image=whole_image),
+                        **({} if whole_image else average_precision(rows, truth))})
         log.info("detection %s: %s", label, results[-1])
-    whole = results[0]["images_per_s"]
+    whole = results[0]["images_per_s"] if results[0]["mode"] == "whole image" else None
     for r in results:
         r["speed_vs_whole_image"] = round(r["images_per_s"] / whole, 3) if whole and r["images_per_s"] else None
     summary = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()},
@@ -141,11 +168,14 @@ def _pct(v: float | None) -> str:
 
 def markdown_table(summary: dict[str, Any]) -> str:
     lines = ["| mode | model calls / image | mark recall | small-mark recall | macro brand recall | precision "
-             "| boxes overlapping | mean IoU | images/s | vs whole image |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| found with IoU >= 0.5 | mean IoU | mAP@0.5 | mAP@[.5:.95] | images/s | vs first mode |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    first = summary["results"][0]["images_per_s"]
     for r in summary["results"]:
         iou = "-" if r["mean_iou"] is None else f"{r['mean_iou']:.2f}"
+        ap50, ap = ("-", "-") if r.get("map_50") is None else (f"{r['map_50']:.3f}", f"{r['map']:.3f}")
+        speed = f"{r['images_per_s'] / first:.2f}x" if first and r["images_per_s"] else "-"
         lines.append(f"| {r['mode']} | {r['model_calls_per_image']} | {_pct(r['recall'])} | {_pct(r['small_recall'])} "
-                     f"| {_pct(r['macro_brand_recall'])} | {_pct(r['precision'])} | {_pct(r['box_overlaps'])} "
-                     f"| {iou} | {r['images_per_s']} | {r['speed_vs_whole_image']}x |")
+                     f"| {_pct(r['macro_brand_recall'])} | {_pct(r['precision'])} | {_pct(r.get('found_iou50'))} "
+                     f"| {iou} | {ap50} | {ap} | {r['images_per_s']} | {speed} |")
     return "\n".join(lines) + "\n"

@@ -97,12 +97,17 @@ class Manifest:
                 f"--image-size {self.store_side} or less, or prepare again with --store-side {image_size}"
             )
 
-    def check_trainable(self) -> None:
-        """Refuse a dataset that cannot train a classifier, naming the problem."""
-        if self.num_classes < 2:
+    def check_trainable(self, task: str = "classify") -> None:
+        """Refuse a dataset that cannot train a classifier (every class needs training images) or
+        a detector (it needs boxes: an image's class is only its largest mark), naming the problem."""
+        if task == "detect":
+            if not self.box_counts.get("train"):
+                raise DatasetError("the train split has no boxes: a detector learns from box-labelled images "
+                                   "(prepare with --format coco or belgalogos)")
+        elif self.num_classes < 2:
             raise DatasetError(f"the dataset has {self.num_classes} class(es); a classifier needs at least 2")
         empty = [c for c in self.classes if self.counts.get("train", {}).get(c, 0) == 0]
-        if empty:
+        if empty and task != "detect":
             raise DatasetError(
                 f"{len(empty)} class(es) have no training images: {', '.join(empty[:10])}"
                 f"{' ...' if len(empty) > 10 else ''}; add images or remove the class folders and prepare again"

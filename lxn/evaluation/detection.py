@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["box_iou", "detection_metrics", "recall_precision_at"]
+__all__ = ["box_iou", "detection_metrics", "recall_precision_at", "threshold_for_detection_precision"]
 
 
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
@@ -31,18 +31,18 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
 
 
-def recall_precision_at(truth: Mapping[str, list[dict]], predictions: Mapping[str, list[dict]], threshold: float,
-                        iou: float = 0.5) -> dict[str, float]:
-    """Mark recall and precision of the detections scoring at least `threshold`: greedy by
-    score, each mark matched at most once by a detection of its brand with IoU >= `iou`."""
-    marks = sum(len(v) for v in truth.values())
-    kept = found = 0
-    for image, boxes in truth.items():
+def _matched(truth: Mapping[str, list[dict]], predictions: Mapping[str, list[dict]],
+             iou: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """Every detection's score and whether it finds a mark: greedy by score within an image, each
+    mark matched at most once by a detection of its brand with IoU >= `iou`. A detection's match
+    depends only on the higher-scoring ones of its image, so the detections above any threshold
+    are matched exactly as they would be alone."""
+    scores: list[float] = []
+    hits: list[bool] = []
+    for image, rows in predictions.items():
+        boxes = truth.get(image, [])
         taken = [False] * len(boxes)
-        detections = sorted((d for d in predictions.get(image, []) if d["score"] >= threshold),
-                            key=lambda d: -d["score"])
-        kept += len(detections)
-        for d in detections:
+        for d in sorted(rows, key=lambda d: -d["score"]):
             best, where = iou, -1
             for k, t in enumerate(boxes):
                 if not taken[k] and t["label"] == d["label"]:
@@ -51,9 +51,58 @@ def recall_precision_at(truth: Mapping[str, list[dict]], predictions: Mapping[st
                         best, where = overlap, k
             if where >= 0:
                 taken[where] = True
-                found += 1
+            scores.append(float(d["score"]))
+            hits.append(where >= 0)
+    return np.asarray(scores, dtype=np.float64), np.asarray(hits, dtype=bool), sum(len(v) for v in truth.values())
+
+
+def recall_precision_at(truth: Mapping[str, list[dict]], predictions: Mapping[str, list[dict]], threshold: float,
+                        iou: float = 0.5) -> dict[str, float]:
+    """Mark recall and precision of the detections scoring at least `threshold` (`_matched`)."""
+    scores, hits, marks = _matched(truth, predictions, iou)
+    keep = scores >= threshold
+    kept, found = int(keep.sum()), int(hits[keep].sum())
     return {"recall": found / marks if marks else float("nan"), "precision": found / kept if kept else float("nan"),
             "marks": marks, "detections": kept}
+
+
+def threshold_for_detection_precision(truth: Mapping[str, list[dict]], predictions: Mapping[str, list[dict]],
+                                      target: float, iou: float = 0.5) -> dict[str, float] | None:
+    """The lowest score threshold at which the detections reach `target` precision (a box of the
+    right brand at IoU >= `iou`; any box on an image without marks is wrong), with its precision
+    and recall; None when none reaches it. The detector's counterpart of
+    `lxn.evidence.threshold_for_precision`."""
+    if not 0 < target <= 1:
+        raise ValueError(f"target precision must be within (0, 1], got {target}")
+    scores, hits, marks = _matched(truth, predictions, iou)
+    if not len(scores) or not marks:
+        return None
+    order = np.argsort(-scores, kind="stable")
+    scores, found = scores[order], np.cumsum(hits[order])
+    # A threshold keeps every detection scoring at least it: cuts fall after a run of equal scores.
+    ends = np.flatnonzero(np.append(scores[1:] != scores[:-1], True))
+    precision = found[ends] / (ends + 1)
+    reaching = np.flatnonzero(precision >= target)
+    if not len(reaching):
+        return None
+    cut = ends[reaching[-1]]
+    return {"threshold": float(scores[cut]), "precision": float(precision[reaching[-1]]),
+            "recall": float(found[cut] / marks)}
+
+
+@contextlib.contextmanager
+def _quiet():
+    """pycocotools' prints, silenced. Redirecting stdout is not enough inside Ray Train's workers:
+    they replace `print` with one that logs every line, redirected or not."""
+    import builtins
+
+    original = builtins.print
+    builtins.print = lambda *args, **kwargs: None
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        builtins.print = original
 
 
 def detection_metrics(truth: Mapping[str, list[dict]], predictions: Mapping[str, list[dict]],
@@ -89,7 +138,7 @@ def detection_metrics(truth: Mapping[str, list[dict]], predictions: Mapping[str,
         out.update({"map_50": 0.0 if present else float("nan"), "map": 0.0 if present else float("nan"),
                     "per_class_ap50": {c: (0.0 if c in present else None) for c in classes}})
     else:
-        with contextlib.redirect_stdout(io.StringIO()):  # COCOeval prints its progress and table
+        with _quiet():  # COCOeval prints its progress and table
             coco = COCO()
             coco.dataset = ground
             coco.createIndex()

@@ -7,6 +7,7 @@
     python jobs/benchmark.py decode --out DIR    # CPU per image from bytes to model pixels (scan, training)
     python jobs/benchmark.py accuracy --out DIR  # models and recipes on real brand marks, scored by the scan
     python jobs/benchmark.py detection --out DIR # every brand in press scenes: tiles + detections vs whole image
+    python jobs/benchmark.py detector --out DIR  # train the detector on real-mark scenes, scan the press scenes
     python jobs/benchmark.py onboarding --out DIR  # few-shot brands (k = 1, 5, 10), their cost, the open set
     python jobs/benchmark.py search --out DIR    # query time of jobs/search.py over 100k stored embeddings
 """
@@ -16,8 +17,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lxn.benchmarks import (accuracy, decode_throughput, detection, model_efficiency, onboarding, prepare_throughput,
-                            scan_throughput, search_speed, train_throughput)
+from lxn.benchmarks import (accuracy, decode_throughput, detection, detector_training, model_efficiency, onboarding,
+                            prepare_throughput, scan_throughput, search_speed, train_throughput)
 from lxn.config import add_arguments, from_namespace
 from lxn.logs import configure_logging
 
@@ -30,12 +31,15 @@ BENCHMARKS = {
     "accuracy": ("models and recipes on real brand marks, scored through the scan path", accuracy.AccuracyBenchConfig),
     "detection": ("every brand in press scenes: tiles and detections against the whole-image scan",
                   detection.DetectionBenchConfig),
+    "detector": ("the detector trained on real-mark scenes, scanning press scenes (against --classifier's tiles)",
+                 detector_training.DetectorBenchConfig),
     "onboarding": ("few-shot brands from k examples, their cost to the known brands, open-set rejection",
                    onboarding.OnboardingBenchConfig),
     "search": ("visual search query time over stored embeddings", search_speed.SearchBenchConfig),
 }
 MODULES = {"model": model_efficiency, "prepare": prepare_throughput, "train": train_throughput, "scan": scan_throughput,
-           "decode": decode_throughput, "accuracy": accuracy, "detection": detection, "onboarding": onboarding,
+           "decode": decode_throughput, "accuracy": accuracy, "detection": detection, "detector": detector_training,
+           "onboarding": onboarding,
            "search": search_speed}
 
 

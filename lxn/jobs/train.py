@@ -107,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         "alias": config.alias,
         "already_finished": result.already_finished,
         "best_epoch": result.best_epoch,
-        **{f"test_{k}": result.test_report[k] for k in ("top1", "precision_macro", "recall_macro", "f1_macro", "auc_macro_ovr")
-           if k in result.test_report},
+        **{f"test_{k}": result.test_report[k] for k in ("top1", "precision_macro", "recall_macro", "f1_macro", "auc_macro_ovr",
+                                                "map_50", "map") if k in result.test_report},
     }
     print(json.dumps(redact(summary), indent=2))
     return 0

@@ -140,8 +140,10 @@ def _run_leased(plan: _Plan, lease: Lease, started: float) -> ScanResult:
             log.warning("scan %s under %s never finished: re-run its command (with its --date) to finish it, "
                         "or delete %s", other, layout.out, layout.staging(other))
 
-    loaded = load_model(ref.uri, tracking_uri, "cpu")  # preset and classes; a bad model fails here, before any run
+    loaded = load_model(ref.uri, tracking_uri, "cpu", task=None)  # preset and classes; a bad model fails here
     preset, class_names, prototype_brands = loaded.preset, loaded.predicted_classes, loaded.prototypes.brands
+    if loaded.task == "detect":
+        _check_detector_scan(config, ref.uri)
     if needs_embeddings(len(prototype_brands), config.embeddings, config.unknown_below):
         from lxn.embeddings import embedding_model
 
@@ -193,6 +195,17 @@ def _run_leased(plan: _Plan, lease: Lease, started: float) -> ScanResult:
             log.exception("could not mark MLflow run %s as failed", tracker.run_id)
         raise
     return ScanResult(scan_id, result, recovered=[m["scan_id"] for m in recovered])
+
+
+def _check_detector_scan(config: ScanConfig, uri: str) -> None:
+    """A detector scans whole images and has no embeddings: the settings that need tiles or a
+    classifier's embeddings are refused before any run starts."""
+    wanted = [flag for flag, on in (("--tiles", bool(config.grids)), ("--embeddings", bool(config.embeddings)),
+                                    ("--unknown-below", config.unknown_below is not None)) if on]
+    if wanted:
+        raise ValueError(f"{uri} is a detector: it finds every mark with its box in one pass over the whole image, "
+                         f"so {', '.join(wanted)} (classifier settings) do not apply; drop them or scan with a "
+                         "classifier version")
 
 
 def _pending(layout: Layout, scan_id: str, listed: int) -> tuple[list[str], int, int]:

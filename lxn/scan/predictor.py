@@ -89,7 +89,7 @@ class Predictor:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if threads > 0:
             torch.set_num_threads(threads)
-        loaded = load_model(model_uri, tracking_uri, device)
+        loaded = load_model(model_uri, tracking_uri, device, task=None)
         if loaded.ref is None or loaded.ref.uri != model_uri:
             raise ValueError(f"the predictor needs a resolved models:/<name>/<version> URI, got {model_uri!r}")
         self.torch = torch
@@ -103,10 +103,13 @@ class Predictor:
         if self.no_logo is not None:
             self.is_brand[self.no_logo] = False
         self.model_name, self.model_version = loaded.ref.name, loaded.ref.version
+        self.task = loaded.task
         self.scan_id = scan_id
         self.top_k, self.threshold, self.batch_size = top_k, threshold, batch_size
         self.embeddings, self.unknown_below = embeddings, unknown_below
         self.extended = None
+        if self.task == "detect":
+            self.sources[:] = "detector"
         if needs_embeddings(len(table), embeddings, unknown_below):
             from lxn.embeddings import embedding_model
             from lxn.prototypes import ExtendedClassifier
@@ -168,9 +171,43 @@ class Predictor:
         ok = np.asarray(batch["status"] == "ok", dtype=bool)
         k = min(self.top_k, len(self.class_names))
         rows = _Rows(n, k)
-        if ok.any():
+        if ok.any() and self.task == "detect":
+            self._decide_marks(batch, ok, rows)
+        elif ok.any():
             self._decide(batch, ok, rows)
         return self._table(batch, ok, rows)
+
+    def candidates(self, images: np.ndarray) -> np.ndarray:
+        """A detector's uint8 (N, S, S, 3) -> its candidates (N, C, 6), in model calls of at most
+        `batch_size` (`lxn.models.detector.LogoXpertDet`)."""
+        torch = self.torch
+        parts = []
+        cuda = self.device.type == "cuda"
+        with torch.inference_mode(), torch.autocast("cuda", dtype=torch.float16, enabled=cuda):
+            for start in range(0, len(images), self.batch_size):
+                chunk = torch.from_numpy(np.ascontiguousarray(images[start : start + self.batch_size]))
+                parts.append(self.module(chunk.to(self.device, non_blocking=cuda)).float().cpu().numpy())
+        return np.concatenate(parts)
+
+    def _decide_marks(self, batch: dict[str, np.ndarray], ok: np.ndarray, rows: "_Rows") -> None:
+        """A detector's rows: one model call an image, its marks with boxes (`lxn.scan.marks`)."""
+        from lxn.scan.marks import decide_marks
+
+        index = np.flatnonzero(ok)
+        pixels = batch["pixels"][ok]
+        if pixels.shape[1] != 1:
+            raise ValueError(f"a detector scans whole images, got {pixels.shape[1]} tiles an image")
+        for i, candidates in zip(index, self.candidates(pixels[:, 0])):
+            width, height = int(batch["width"][i]), int(batch["height"][i])
+            decided = decide_marks(candidates, width=width, height=height, image_size=self.image_size,
+                                   threshold=self.threshold, num_classes=len(self.class_names), k=rows.k)
+            rows.brand[i], rows.confidence[i] = decided["brand"], decided["confidence"]
+            rows.top_i[i], rows.top_p[i] = decided["top_i"], decided["top_p"]
+            rows.source[i] = "detector" if decided["brand"] >= 0 else None
+            rows.detections[i] = [{"brand": self.class_names[c], "confidence": p, "source": "detector",
+                                   "x0": b[0], "y0": b[1], "x1": b[2], "y1": b[3]} for c, p, b in decided["marks"]]
+            if decided["marks"]:
+                rows.box[i], rows.has_box[i] = decided["marks"][0][2], True
 
     def _decide(self, batch: dict[str, np.ndarray], ok: np.ndarray, rows: "_Rows") -> None:
         index = np.flatnonzero(ok)
@@ -231,8 +268,12 @@ class Predictor:
             "detections": pa.array(rows.detections, pa.list_(DETECTION_TYPE)),
         }
         boxes = batch.get("boxes")
-        no_box = missing if boxes is not None else np.ones(n, dtype=bool)
-        chosen_boxes = boxes[np.arange(n), rows.best] if boxes is not None else np.zeros((n, 4), dtype=np.int32)
+        if self.task == "detect":  # the best mark's box
+            no_box, chosen_boxes = ~rows.has_box, rows.box
+        elif boxes is not None:  # the chosen tile's
+            no_box, chosen_boxes = missing, boxes[np.arange(n), rows.best]
+        else:
+            no_box, chosen_boxes = np.ones(n, dtype=bool), np.zeros((n, 4), dtype=np.int32)
         for j, name in enumerate(("box_x0", "box_y0", "box_x1", "box_y1")):
             columns[name] = pa.array(chosen_boxes[:, j], pa.int32(), mask=no_box)
         columns["embedding"] = pa.array(rows.embedding, pa.binary())
@@ -259,6 +300,8 @@ class _Rows:
         self.top_i = np.zeros((n, k), dtype=np.int64)
         self.top_p = np.zeros((n, k), dtype=np.float32)
         self.best = np.zeros(n, dtype=np.int64)
+        self.box = np.zeros((n, 4), dtype=np.int32)       # a detector's best mark
+        self.has_box = np.zeros(n, dtype=bool)
         self.source = np.full(n, None, dtype=object)
         self.detections: list[list[dict] | None] = [None] * n
         self.embedding: list[bytes | None] = [None] * n

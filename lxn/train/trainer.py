@@ -23,25 +23,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from lxn import registry, storage
-from lxn.ray_utils import read_parquet
 from lxn.config import to_dict
-from lxn.logs import configure_logging
 from lxn.data.prepared import Manifest, read_manifest, split_uri
-from lxn.data.readers import NO_LOGO
-from lxn.evidence import threshold_for_precision
-from lxn.metrics import classification_report
-from lxn.models import check_task, create_model
+from lxn.logs import configure_logging
+from lxn.models import create_model, model_task
 from lxn.presets import Preprocess, Preset
-from lxn.train.decode import decode_batch
-from lxn.train.config import TrainConfig
-from lxn.train.loop import ModelEma, autocast_dtype, evaluate, train_one_epoch
+from lxn.ray_utils import read_parquet
 from lxn.tracking import ModelRef, RunTracker, check_tracking, log_model
+from lxn.train.config import TrainConfig
+from lxn.train.decode import decode_batch
+from lxn.train.loop import ModelEma, autocast_dtype
+from lxn.train.tasks import Worker, choose_threshold, epoch_line, gather, task_for
 
-__all__ = ["TrainResult", "run", "preset_for", "model_config_for", "decode_batch"]
+__all__ = ["TrainResult", "run", "preset_for", "model_config_for", "decode_batch", "choose_threshold", "epoch_line"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +87,8 @@ def model_config_for(config: TrainConfig, num_classes: int) -> dict[str, Any]:
     model_config = {"name": config.model, "num_classes": num_classes, "width_mult": config.width_mult}
     if config.model.startswith("logoxpertnet"):
         model_config.update({name: getattr(config, name) for name in ARCHITECTURE})
+    if model_task(config.model) == "detect":
+        model_config["image_size"] = config.image_size  # a detector's candidates are fixed for its input side
     return model_config
 
 
@@ -107,8 +106,8 @@ def make_optimizer(model: torch.nn.Module, recipe) -> torch.optim.Optimizer:
 # ---------------------------------------------------------------------------- data
 
 
-def _datasets(root: str, manifest: Manifest, preset: Preset, config: TrainConfig) -> dict:
-    """Streaming datasets of decoded uint8 images per split.
+def _datasets(root: str, manifest: Manifest, preset: Preset, config: TrainConfig, task) -> dict:
+    """Streaming datasets of decoded uint8 images (and the task's labels or boxes) per split.
 
     Decoding runs in Ray Data's CPU tasks, next to (not inside) the training workers. A split
     small enough to fit `cache_mb` once decoded is materialised in the object store, so later
@@ -118,44 +117,17 @@ def _datasets(root: str, manifest: Manifest, preset: Preset, config: TrainConfig
     datasets = {}
     for split in ("train", "val", "test"):
         filesystem, path = storage.arrow_filesystem(split_uri(root, split))
-        ds = read_parquet(path, filesystem=filesystem).select_columns(["image", "label"])
+        ds = read_parquet(path, filesystem=filesystem).select_columns(list(task.columns))
         if split == "train":
             ds = ds.randomize_block_order(seed=config.seed)
-        ds = ds.map_batches(decode_batch, fn_kwargs={"preset": preset}, batch_format="numpy", batch_size=64)
+        decode, fn_kwargs = task.decode()
+        ds = ds.map_batches(decode, fn_kwargs=fn_kwargs, batch_format="numpy", batch_size=64)
         decoded_mb = manifest.split_size(split) * preset.image_size**2 * 3 / 2**20
         datasets[split] = ds.materialize() if decoded_mb <= config.cache_mb else ds
     return datasets
 
 
 # ---------------------------------------------------------------------------- worker
-
-
-def _all_reduce(values: list[float], device: torch.device, op: str = "sum") -> list[float]:
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return values
-    tensor = torch.tensor(values, dtype=torch.float64, device=device)
-    torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.SUM if op == "sum" else torch.distributed.ReduceOp.MAX)
-    return tensor.tolist()
-
-
-def _all_gather_object(value: Any) -> list[Any]:
-    """`value` of every rank, in rank order (just `[value]` without a process group)."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return [value]
-    gathered: list[Any] = [None] * torch.distributed.get_world_size()
-    torch.distributed.all_gather_object(gathered, value)
-    return gathered
-
-
-def _gather_scores(scores: np.ndarray, labels: np.ndarray, rank: int) -> tuple[np.ndarray, np.ndarray] | None:
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return scores, labels
-    parts: list[Any] = [None] * torch.distributed.get_world_size() if rank == 0 else None
-    torch.distributed.gather_object((scores.astype(np.float32), labels), parts, dst=0)
-    if rank != 0:
-        return None
-    parts = [p for p in parts if len(p[1])]  # an unequal split may leave a worker without test rows
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def _save(obj: Any, path: Path) -> None:
@@ -172,8 +144,6 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
     configure_logging(worker=True)  # this worker's INFO lines reach `ray job logs`
     config = TrainConfig(**loop_config["config"])
-    preset = Preset.from_dict(loop_config["preset"])
-    class_names: list[str] = loop_config["class_names"]
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
@@ -181,12 +151,30 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     log.info("training worker: rank %d of %d on node %s, %s", rank, world, node, device)
     # One system-metrics logger per node (its lowest rank), to the run the driver created. Nodes
     # are told apart by Ray node id: Ray Train's local ranks go by IP, which nodes may share.
-    by_rank = _all_gather_object(node)
+    by_rank = gather(node)
     nodes, first_on_node = list(dict.fromkeys(by_rank)), by_rank.index(node) == rank
     monitor = RunTracker(loop_config["tracking_uri"], loop_config["run_id"]).system_metrics(
         node=f"node{nodes.index(node)}") if first_on_node else contextlib.nullcontext()
     with monitor:
-        _train_and_test(config, preset, class_names, rank, world, device, loop_config)
+        _train_and_test(config, loop_config, _worker(config, loop_config, rank, world, device))
+
+
+def _worker(config: TrainConfig, loop_config: dict[str, Any], rank: int, world: int, device: torch.device) -> Worker:
+    import ray.train
+
+    preset = Preset.from_dict(loop_config["preset"])
+    per_worker_batch = config.batch_size // world
+
+    def shard(name: str, epoch: int, train: bool):
+        return ray.train.get_dataset_shard(name).iter_torch_batches(
+            batch_size=per_worker_batch,
+            local_shuffle_buffer_size=config.shuffle_buffer if train else None,
+            local_shuffle_seed=config.seed * 1000 + epoch if train else None,
+            drop_last=train,  # a last batch of one image would break BatchNorm
+        )
+
+    return Worker(rank=rank, world=world, device=device, amp_dtype=autocast_dtype(config.amp, device),
+                  preprocess=Preprocess(preset).to(device), shard=shard)
 
 
 @dataclasses.dataclass
@@ -200,7 +188,7 @@ class _Run:
     scaler: torch.amp.GradScaler | None
     ema: ModelEma | None
     state: dict[str, Any] = dataclasses.field(
-        default_factory=lambda: {"epoch": -1, "best_val_acc": -1.0, "best_epoch": -1, "history": []})
+        default_factory=lambda: {"epoch": -1, "best_val": -1.0, "best_epoch": -1, "history": []})
     best_weights: dict[str, torch.Tensor] | None = None
 
     @property
@@ -213,6 +201,14 @@ class _Run:
     def scored_weights(self) -> dict[str, torch.Tensor]:
         return copy.deepcopy({k: v.detach().cpu() for k, v in self.scored.state_dict().items()})
 
+    def end_epoch(self, metrics: dict[str, Any], best: str) -> None:
+        """Record a finished epoch; keep its weights when `metrics[best]` is the best so far."""
+        if metrics[best] > self.state["best_val"]:
+            self.state.update(best_val=metrics[best], best_epoch=metrics["epoch"])
+            self.best_weights = self.scored_weights()
+        self.state["epoch"] = metrics["epoch"]
+        self.state["history"].append(metrics)
+
     def checkpoint(self) -> dict[str, Any]:
         return {"model": self.raw.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None,
@@ -223,6 +219,8 @@ class _Run:
         self.optimizer.load_state_dict(saved.pop("optimizer"))
         scaler, ema = saved.pop("scaler", None), saved.pop("ema", None)
         saved.pop("scheduler", None)  # checkpoints of lxn < 0.2 kept a StepLR; the schedule is now a function
+        if "best_val_acc" in saved:  # checkpoints of lxn < 0.3 named the best figure by the classifier's
+            saved["best_val"] = saved.pop("best_val_acc")
         if self.scaler is not None and scaler:
             self.scaler.load_state_dict(scaler)
         if self.ema is not None and ema:
@@ -230,84 +228,80 @@ class _Run:
         self.state, self.best_weights = saved, best
 
 
-def _train_and_test(config, preset, class_names, rank, world, device, loop_config) -> None:
-    import ray.train
+def _build_run(config: TrainConfig, task, worker: Worker, num_classes: int) -> _Run:
+    """The model (identically initialised on every rank), SyncBN and DDP where asked, optimizer,
+    loss scaler and weight average."""
     import ray.train.torch
 
     recipe = config.resolved_recipe
     torch.manual_seed(config.seed)  # identical initial weights everywhere (DDP also broadcasts)
-    architecture = {k: v for k, v in model_config_for(config, len(class_names)).items() if k != "name"}
+    architecture = {k: v for k, v in model_config_for(config, num_classes).items() if k != "name"}
     raw = create_model(config.model, **architecture, backbone_weights=config.backbone_weights,
                        bn_momentum=config.bn_momentum)
-    if config.sync_batchnorm and world > 1 and device.type == "cuda":
+    synced = config.sync_batchnorm and worker.world > 1 and worker.device.type == "cuda"
+    if synced:
         raw = torch.nn.SyncBatchNorm.convert_sync_batchnorm(raw)
-    per_worker_batch = config.batch_size // world
-    if rank == 0 and world > 1:
-        log.info("per-worker batch %d: BatchNorm statistics are %s", per_worker_batch,
-                 "synchronised across workers" if config.sync_batchnorm and device.type == "cuda"
-                 else "each worker's own (--sync-batchnorm synchronises them on GPUs)")
-    raw = raw.to(device=device, memory_format=torch.channels_last)
-    model = ray.train.torch.prepare_model(raw)
-    amp_dtype = autocast_dtype(config.amp, device)
-    run = _Run(raw=raw, model=model, optimizer=make_optimizer(raw, recipe),
-               scaler=torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None,
-               ema=ModelEma(raw, recipe.ema_decay) if recipe.ema_decay > 0 else None)
-    preprocess = Preprocess(preset).to(device)
+    if worker.rank == 0 and worker.world > 1:
+        log.info("per-worker batch %d: BatchNorm statistics are %s", config.batch_size // worker.world,
+                 "synchronised across workers" if synced else "each worker's own (--sync-batchnorm synchronises them on GPUs)")
+    raw = raw.to(device=worker.device, memory_format=torch.channels_last)
+    return _Run(raw=raw, model=ray.train.torch.prepare_model(raw), optimizer=make_optimizer(raw, recipe),
+                scaler=torch.amp.GradScaler("cuda") if worker.amp_dtype == torch.float16 else None,
+                ema=ModelEma(raw, recipe.ema_decay) if recipe.ema_decay > 0 else None)
+
+
+def _restore(run: _Run, rank: int) -> bool:
+    """Continue from Ray Train's latest checkpoint, if there is one (a restarted worker group,
+    or a new driver of the same run); returns whether it did."""
+    import ray.train
 
     checkpoint = ray.train.get_checkpoint()
-    if checkpoint is not None:
-        with checkpoint.as_directory() as directory:
-            run.restore(_load(Path(directory) / STATE_FILE), _load(Path(directory) / BEST_FILE))
-        log.info("rank %d resumed after epoch %d", rank, run.state["epoch"])
+    if checkpoint is None:
+        return False
+    with checkpoint.as_directory() as directory:
+        run.restore(_load(Path(directory) / STATE_FILE), _load(Path(directory) / BEST_FILE))
+    log.info("rank %d resumed after epoch %d", rank, run.state["epoch"])
+    return True
 
-    tracker = RunTracker(loop_config["tracking_uri"], loop_config["run_id"]) if rank == 0 else None
-    if tracker is not None and checkpoint is not None:
-        # A failure between a checkpoint's commit and its MLflow log would lose that epoch's
-        # metrics: log them now if so. Then mark, visibly, that this attempt resumed.
-        logged = tracker.logged_steps("train_loss")
-        for past in run.state["history"]:
-            if past["epoch"] not in logged:
-                tracker.log_metrics(past, step=past["epoch"])
-        tracker.log_metrics({"resumed_after_epoch": run.state["epoch"]}, step=run.state["epoch"] + 1)
 
-    def shard(name: str, epoch: int, train: bool):
-        return ray.train.get_dataset_shard(name).iter_torch_batches(
-            batch_size=per_worker_batch,
-            local_shuffle_buffer_size=config.shuffle_buffer if train else None,
-            local_shuffle_seed=config.seed * 1000 + epoch if train else None,
-            drop_last=train,  # a last batch of one image would break BatchNorm
-        )
+def _backfill(tracker: RunTracker, run: _Run) -> None:
+    """A failure between a checkpoint's commit and its MLflow log would lose that epoch's
+    metrics: log them now if so. Then mark, visibly, that this attempt resumed."""
+    logged = tracker.logged_steps("train_loss")
+    for past in run.state["history"]:
+        if past["epoch"] not in logged:
+            tracker.log_metrics(past, step=past["epoch"])
+    tracker.log_metrics({"resumed_after_epoch": run.state["epoch"]}, step=run.state["epoch"] + 1)
+
+
+def _train_and_test(config: TrainConfig, loop_config: dict[str, Any], worker: Worker) -> None:
+    """The recipe: build, restore, train and validate every epoch (checkpointing each), then
+    test the best weights and choose the threshold on the validation split."""
+    import ray.train
+
+    recipe = config.resolved_recipe
+    preset = Preset.from_dict(loop_config["preset"])
+    task = task_for(config, preset, loop_config["class_names"])
+    run = _build_run(config, task, worker, len(task.model_classes))
+    resumed = _restore(run, worker.rank)
+    tracker = RunTracker(loop_config["tracking_uri"], loop_config["run_id"]) if worker.rank == 0 else None
+    if tracker is not None and resumed:
+        _backfill(tracker, run)
 
     # The schedule is a function of fractional epoch: steps per epoch from the equal split's size.
-    steps = max(1, (loop_config["train_images"] // world) // per_worker_batch)
+    steps = max(1, (loop_config["train_images"] // worker.world) // (config.batch_size // worker.world))
     first_epoch, started = run.state["epoch"] + 1, time.monotonic()
     for epoch in range(first_epoch, config.epochs):
-        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch * 1009 + rank)
         lr = recipe.lr * recipe.lr_factor(epoch, config.epochs)
-        fit = train_one_epoch(run.model, shard("train", epoch, True), optimizer=run.optimizer, preprocess=preprocess,
-                              preset=preset, generator=generator, device=device, amp_dtype=amp_dtype,
-                              scaler=run.scaler, label_smoothing=recipe.label_smoothing, ema=run.ema,
-                              lr_at=lambda i, e=epoch: recipe.lr * recipe.lr_factor(e + i / steps, config.epochs))
-        val = evaluate(run.scored, shard("val", epoch, False), preprocess=preprocess, device=device,
-                       amp_dtype=amp_dtype)
-        sums = _all_reduce([fit.loss_sum, fit.correct, fit.count, val.loss_sum, val.correct, val.count], device)
-        slowest = _all_reduce([fit.seconds], device, op="max")[0]
-        metrics = {
-            "epoch": epoch,
-            "train_loss": sums[0] / max(1, sums[2]),
-            "train_acc": sums[1] / max(1, sums[2]),
-            "val_loss": sums[3] / max(1, sums[5]),
-            "val_acc": sums[4] / max(1, sums[5]),
-            "val_images": sums[5],
-            "lr": lr,
-            "images_per_s": sums[2] / slowest if slowest else 0.0,
-        }
-        if metrics["val_acc"] > run.state["best_val_acc"]:
-            run.state.update(best_val_acc=metrics["val_acc"], best_epoch=epoch)
-            run.best_weights = run.scored_weights()
-        run.state["epoch"] = epoch
-        run.state["history"].append(metrics)
-        _report(metrics, rank, run, loop_config)
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch * 1009 + worker.rank)
+        fit = task.fit(run.model, worker.shard("train", epoch, True), worker, optimizer=run.optimizer,
+                       generator=generator, scaler=run.scaler, ema=run.ema,
+                       lr_at=lambda i, e=epoch: recipe.lr * recipe.lr_factor(e + i / steps, config.epochs))
+        fit = fit.total(worker.device)
+        metrics = {"epoch": epoch, **task.epoch_metrics(fit, run.scored, worker.shard("val", epoch, False), worker),
+                   "lr": lr, "images_per_s": fit.count / fit.seconds if fit.seconds else 0.0}
+        run.end_epoch(metrics, task.best)
+        _report(metrics, worker.rank, run, loop_config)
         if tracker is not None:
             # Log an epoch once, when it is finished: after Ray Train has registered its
             # checkpoint (a worker lost before that retrains the epoch, which then is logged once).
@@ -316,45 +310,15 @@ def _train_and_test(config, preset, class_names, rank, world, device, loop_confi
             per_epoch = (time.monotonic() - started) / (epoch - first_epoch + 1)
             log.info(epoch_line(metrics, config.epochs, eta_s=per_epoch * (config.epochs - epoch - 1)))
 
-    # Test the best weights once; every rank scores its share, rank 0 computes the metrics.
+    # Test the best weights once; every rank scores its share.
     run.scored.load_state_dict(run.best_weights)
-    test = evaluate(run.scored, shard("test", config.epochs, False), preprocess=preprocess, device=device,
-                    amp_dtype=amp_dtype, collect_scores=True)
-    gathered = _gather_scores(test.scores, test.labels, rank)
-    # The scan's no-logo threshold is chosen on the validation split (the test split stays unseen).
-    val = evaluate(run.scored, shard("val", config.epochs, False), preprocess=preprocess, device=device,
-                   amp_dtype=amp_dtype, collect_scores=True)
-    val_scores = _gather_scores(val.scores, val.labels, rank)
-    report = None
-    if rank == 0:
-        report = classification_report(gathered[1], gathered[0], class_names)
-        report["threshold"] = choose_threshold(val_scores[1], val_scores[0], class_names, config.threshold_precision)
-        _log_test_report(tracker, report, run.state, class_names)
-    final = {"epoch": config.epochs, "final": 1, **({"test_top1": report["top1"]} if report else {})}
-    _report(final, rank, run, loop_config, test_report=report)
-
-
-def choose_threshold(labels: np.ndarray, probs: np.ndarray, class_names: list[str], target: float) -> dict | None:
-    """The lowest no-logo threshold at which the scan's brand hits reach `target` precision on
-    these (validation) images, with its precision and recall; None when none reaches it."""
-    no_logo = class_names.index(NO_LOGO) if NO_LOGO in class_names else None
-    choice = threshold_for_precision(labels, probs, no_logo, target) if len(labels) else None
-    if choice is None:
-        log.warning("no threshold reaches precision %.2f of brand hits on the validation split: the version gets "
-                    "no threshold tag and the scan will use %.2f unless --threshold is given", target,
-                    registry.DEFAULT_THRESHOLD)
-    else:
-        log.info("no-logo threshold %.3f: brand hits on the validation split at precision %.3f, recall %.3f "
-                 "(target %.2f)", choice["threshold"], choice["precision"], choice["recall"], target)
-    return choice
-
-
-def epoch_line(metrics: dict[str, Any], epochs: int, eta_s: float) -> str:
-    """The line rank 0 logs after each epoch (what `ray job logs -f` shows)."""
-    eta = f"{int(eta_s // 3600)}:{int(eta_s % 3600 // 60):02d}:{int(eta_s % 60):02d}"
-    return (f"epoch {metrics['epoch'] + 1}/{epochs}: train loss {metrics['train_loss']:.4f} acc {metrics['train_acc']:.3f}"
-            f", val loss {metrics['val_loss']:.4f} acc {metrics['val_acc']:.3f}, lr {metrics['lr']:.2e}"
-            f", {metrics['images_per_s']:.1f} images/s, ETA {eta}")
+    report = task.test(run.scored, worker.shard("test", config.epochs, False),
+                       worker.shard("val", config.epochs, False), worker)
+    if tracker is not None:
+        task.log_test(tracker, report, run.state)
+    headline = task.test_figures[0]
+    final = {"epoch": config.epochs, "final": 1, **({f"test_{headline}": report[headline]} if tracker else {})}
+    _report(final, worker.rank, run, loop_config, test_report=report if tracker else None)
 
 
 def _report(metrics, rank: int, run: _Run, loop_config: dict[str, Any], test_report=None) -> None:
@@ -375,30 +339,26 @@ def _report(metrics, rank: int, run: _Run, loop_config: dict[str, Any], test_rep
             "preset": loop_config["preset"],
             "epoch": run.state["epoch"],
             "best_epoch": run.state["best_epoch"],
-            "best_val_acc": run.state["best_val_acc"],
+            "best_val": run.state["best_val"],
             "test_report": test_report,
         }
         (path / INFO_FILE).write_text(json.dumps(info, indent=2))
         ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
 
 
-def _log_test_report(tracker: RunTracker, report: dict[str, Any], state: dict[str, Any], class_names: list[str]) -> None:
-    from lxn.train import plots
-
-    tracker.log_metrics({f"test_{k}": report[k] for k in
-                         ("top1", "precision_macro", "recall_macro", "f1_macro", "auc_macro_ovr")}
-                        | {"test_images": report["count"]}, step=state["epoch"])
-    tracker.log_dict({k: report[k] for k in ("per_class_accuracy", "per_class_auc")}, "test/per_class.json")
-    tracker.log_dict(report["confusion_pairs"], "test/confusion_pairs.json")
-    tracker.log_dict({"classes": class_names, "matrix": report["confusion_matrix"]}, "test/confusion_matrix.json")
-    from matplotlib import pyplot as plt
-
-    for name, figure in plots.all_figures(state["history"], report, class_names).items():
-        tracker.log_figure(figure, f"plots/{name}.png")
-        plt.close(figure)
-
-
 # ---------------------------------------------------------------------------- driver
+
+
+def _check_detector_data(config: TrainConfig, manifest: Manifest) -> None:
+    """A detector needs boxes and an input side its pyramid divides: refused before anything runs."""
+    from lxn.models.detector import DETECTOR_STRIDES
+
+    if not manifest.has_boxes:
+        raise ValueError(f"--model {config.model} is a detector and {config.data} has no boxes: prepare a "
+                         "box-labelled source (--format coco or belgalogos) or train a classifier")
+    if config.image_size % DETECTOR_STRIDES[-1]:
+        raise ValueError(f"--image-size {config.image_size}: a detector's input side must be a multiple of "
+                         f"{DETECTOR_STRIDES[-1]} (its coarsest pyramid level), e.g. 512 or 640")
 
 
 def run(config: TrainConfig) -> TrainResult:
@@ -410,12 +370,14 @@ def run(config: TrainConfig) -> TrainResult:
 
     from lxn.train.ingest import ExactOnceEvaluation
 
-    check_task(config.model, "classify", "--model")  # detectors train on boxes, which this job does not read yet
     if config.data is None:
         raise ValueError("TrainConfig.data is required here; jobs/train.py prepares the demo dataset when it is omitted")
     data = storage.location(config.data)
     manifest = read_manifest(data)
-    manifest.check_trainable()
+    task_kind = model_task(config.model)
+    if task_kind == "detect":
+        _check_detector_data(config, manifest)
+    manifest.check_trainable(task_kind)
     manifest.check_image_size(config.image_size)
     # Checked before MLflow and Ray: a wrong bucket fails in seconds, leaving no run behind.
     checkpoint_root = storage.check_writable(config.storage, "checkpoints")
@@ -437,6 +399,7 @@ def run(config: TrainConfig) -> TrainResult:
     # Only now, with every input checked, start (or join) Ray: bad input fails in seconds.
     init_ray(min_cpus=config.num_workers * config.cpus_per_worker + 2)
     preset = preset_for(config, manifest)
+    task = task_for(config, preset, manifest.classes)
     recipe = config.resolved_recipe.to_dict()
     tracker = RunTracker.start(config.experiment, run_name, tracking_uri)
     log.info("MLflow: %s", tracker.url())
@@ -475,23 +438,22 @@ def run(config: TrainConfig) -> TrainResult:
                 failure_config=ray.train.FailureConfig(max_failures=config.max_failures),
                 checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             ),
-            datasets=_datasets(data, manifest, preset, config),
+            datasets=_datasets(data, manifest, preset, config, task),
             dataset_config=ExactOnceEvaluation(),  # every validation and test image scored once
         )
         result = trainer.fit()
         with result.checkpoint.as_directory() as directory:
             info = json.loads((Path(directory) / INFO_FILE).read_text())
             best = _load(Path(directory) / BEST_FILE)
-        model_config = model_config_for(config, manifest.num_classes)
+        model_config = model_config_for(config, len(task.model_classes))
         model = create_model(**model_config)
         model.load_state_dict(best)
         report = info["test_report"]
         ref = log_model(
-            tracker, model.eval(), preset=preset, class_names=manifest.classes,
+            tracker, model.eval(), preset=preset, class_names=task.model_classes,
             model_config=model_config, recipe=recipe,
             registered_model=config.registered_model or None, alias=config.alias or None,
-            tags={registry.TEST_TOP1: report["top1"], registry.TEST_F1_MACRO: report["f1_macro"],
-                  registry.DATASET: data, registry.RUN_NAME: run_name,
+            tags={**task.version_tags(report), registry.DATASET: data, registry.RUN_NAME: run_name,
                   **registry.threshold_tags(report.get("threshold"), config.threshold_precision,
                                             f"val split of {data}")},
         )

@@ -33,7 +33,7 @@ from lxn.scan.report import Layout, list_files, read_manifest
 from lxn.scan.state import key_hash, read_covered
 from lxn.tracking import RunTracker, log_model
 from tests.image_samples import image_kinds
-from tests.known_models import RedSpotter
+from tests.known_models import RedSpotter, register_redboxer
 
 REPO = Path(__file__).resolve().parents[2]
 DATE = "2025-06-01"
@@ -46,7 +46,8 @@ BRANDS = ["acme", "globex", "initech", "no-logo"]
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    """A sqlite MLflow store with `logos@champion` (logoxpertnet, 96 px) and `redspot@champion`."""
+    """A sqlite MLflow store with `logos@champion` (logoxpertnet, 96 px), `redspot@champion` and
+    the detector `redbox@champion`."""
     uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow')}/mlflow.db"
     torch.manual_seed(0)
     tracker = RunTracker.start("lxn-test", "register", uri)
@@ -56,6 +57,7 @@ def store(tmp_path_factory):
     log_model(tracker, RedSpotter().eval(), preset=Preset(image_size=64, mean=(0.5,) * 3, std=(0.5,) * 3, denoise_sigma=0),
               class_names=["acme", "globex", "no-logo"], model_config={"name": "redspotter"},
               registered_model="redspot", alias="champion")
+    register_redboxer(tracker)
     tracker.finish()
     return uri
 
@@ -366,3 +368,37 @@ def test_every_brand_in_a_picture_is_a_detection_with_its_box(store, tmp_path):
         inter = max(0, min(x1, d["x1"]) - max(x0, d["x0"])) * max(0, min(y1, d["y1"]) - max(y0, d["y0"]))
         assert inter == (x1 - x0) * (y1 - y0), (brand, d)  # the box holds the whole mark...
         assert (d["x1"] - d["x0"]) * (d["y1"] - d["y0"]) <= 320 * 240  # ...and is no bigger than a 3x3 tile
+
+
+def test_a_registered_detector_scans_like_any_model_with_boxes_in_original_pixels(store, ray_cluster, tmp_path, capsys):
+    source = tmp_path / "photos"
+    source.mkdir()
+    image = Image.new("RGB", (640, 256), (40, 200, 40))
+    ImageDraw.Draw(image).rectangle([200, 64, 359, 191], fill=(255, 0, 0))  # x 200..360, y 64..192 (exclusive)
+    image.save(source / "banner.png")
+    Image.new("RGB", (300, 300), (0, 0, 255)).save(source / "blue.png")
+    (source / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    result = scan(store, model="models:/redbox@champion", source=[str(source)], out=str(tmp_path / "out"), batch_size=4)
+    rows = {Path(r["uri"]).name: r for r in pads.dataset(str(tmp_path / "out"), format="parquet").to_table().to_pylist()}
+    assert len(rows) == 3
+    banner = rows["banner.png"]
+    assert (banner["brand"], banner["brand_source"]) == ("acme", "detector")
+    assert banner["confidence"] == pytest.approx(0.9)
+    (mark,) = banner["detections"]
+    box = (mark["x0"], mark["y0"], mark["x1"], mark["y1"])
+    # the model saw 128 x 128: one of its pixels is 5 x 2 of the banner's
+    assert box == pytest.approx((200, 64, 360, 192), abs=5)
+    assert box[0] >= 190 and box[2] <= 370 and box[1] >= 60 and box[3] <= 196
+    assert (banner["box_x0"], banner["box_y0"], banner["box_x1"], banner["box_y1"]) == box  # the best mark's
+    blue = rows["blue.png"]
+    assert blue["brand"] is None and blue["detections"] == [] and blue["box_x0"] is None
+    assert blue["status"] == "ok" and rows["broken.jpg"]["status"] == "error"
+    assert result.manifest["brands"] == {"acme": 1}
+
+    # the classifier's tiles are no setting of a detector scan: refused before anything runs
+    from lxn.jobs.scan import main
+
+    code = main(["--source", str(source), "--out", str(tmp_path / "tiled"), "--model", "models:/redbox@champion",
+                 "--tracking-uri", store, "--date", DATE, "--tiles", "2"])
+    assert code == 2 and "is a detector" in capsys.readouterr().err
+    assert not (tmp_path / "tiled" / f"dt={DATE}").exists()

@@ -195,6 +195,13 @@ def test_a_class_without_training_images_is_refused(prepared, tmp_path, monkeypa
     assert "ghostbrand" in result.stderr and "no training images" in result.stderr
 
 
+def test_a_detector_needs_boxes_and_an_input_side_its_pyramid_divides(prepared, tmp_path, monkeypatch, capsys):
+    common = ["--data", prepared, "--tracking-uri", f"sqlite:///{tmp_path}/m.db", "--model", "logoxpertnet_det"]
+    result = _train(common, tmp_path, monkeypatch=monkeypatch, capsys=capsys)
+    assert result.returncode == 2 and "is a detector" in result.stderr and "has no boxes" in result.stderr
+    assert not (tmp_path / "m.db").exists()  # refused before MLflow
+
+
 def test_unreachable_s3_is_a_clear_error(tmp_path, monkeypatch, capsys):
     env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_MAX_ATTEMPTS": "2",
            "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}

@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from lxn.evaluation.detection import detection_metrics, recall_precision_at
+from lxn.evaluation.detection import detection_metrics, recall_precision_at, threshold_for_detection_precision
 
 A, B = "adidas", "nike"
 
@@ -70,3 +70,28 @@ def test_no_detections_score_zero_and_bad_input_is_refused():
         detection_metrics(truth, {"a.jpg": [_box(0, 0, 5, 5, B, score=0.5)]}, [A])
     with pytest.raises(ValueError, match="have no truth"):
         detection_metrics(truth, {"z.jpg": []}, [A])
+
+
+def test_the_threshold_is_the_lowest_score_whose_boxes_reach_the_precision():
+    truth = {"a.jpg": [_box(0, 0, 50, 50)], "b.jpg": [_box(0, 0, 50, 50)], "c.jpg": [], "d.jpg": [_box(0, 0, 50, 50)]}
+    predictions = {
+        "a.jpg": [_box(0, 0, 50, 50, score=0.9), _box(0, 0, 50, 50, score=0.5)],  # the second: a duplicate, wrong
+        "b.jpg": [_box(0, 0, 50, 50, score=0.8)],
+        "c.jpg": [_box(0, 0, 40, 40, score=0.7)],                                  # no mark there: wrong
+        "d.jpg": [_box(0, 0, 50, 50, score=0.6)],
+    }
+    # ranked 0.9 T, 0.8 T, 0.7 F, 0.6 T, 0.5 F: precision 1, 1, 2/3, 3/4, 3/5
+    assert threshold_for_detection_precision(truth, predictions, 1.0) == {"threshold": 0.8, "precision": 1.0,
+                                                                          "recall": pytest.approx(2 / 3)}
+    assert threshold_for_detection_precision(truth, predictions, 0.75) == {"threshold": 0.6, "precision": 0.75,
+                                                                           "recall": 1.0}
+    assert threshold_for_detection_precision(truth, predictions, 0.6)["threshold"] == 0.5
+    # what it chose is what recall_precision_at measures there
+    at = recall_precision_at(truth, predictions, 0.6)
+    assert (at["precision"], at["recall"]) == (0.75, 1.0)
+    # equal scores are kept or dropped together
+    tied = {"a.jpg": [_box(0, 0, 50, 50, score=0.9)], "c.jpg": [_box(0, 0, 40, 40, score=0.9)]}
+    assert threshold_for_detection_precision({"a.jpg": truth["a.jpg"], "c.jpg": []}, tied, 0.6) is None
+    assert threshold_for_detection_precision(truth, {}, 0.5) is None
+    with pytest.raises(ValueError, match="within"):
+        threshold_for_detection_precision(truth, predictions, 0.0)
