@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -63,36 +62,59 @@ def _epoch_steps(tracking_uri: str, run_id: str) -> list[int]:
 # ---------------------------------------------------------------------------- happy path
 
 
-def test_resumes_after_a_worker_is_killed(prepared, tmp_path):
+def _train_command(prepared: str, tmp_path: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(ROOT / "jobs/train.py"), "--data", prepared, "--epochs", "2", "--image-size", "96",
+            "--batch-size", "8", "--num-workers", "2", "--lr-step-epochs", "1", "--shuffle-buffer", "64",
+            "--storage", str(tmp_path / "checkpoints"), "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
+            "--experiment", "lxn-test", "--registered-model", "logos-test", "--run-name", "kd", *extra]
+
+
+def _kill_a_training_worker() -> int:
     import psutil
 
-    from lxn.train.trainer import run
+    for process in psutil.process_iter(["cmdline"]):
+        if any("RayTrainWorker" in part for part in process.info["cmdline"] or []):
+            process.kill()
+            return process.pid
+    raise AssertionError("no training worker was found to kill")
 
-    checkpoints = tmp_path / "checkpoints"
+
+def _wait_for_epoch(tracking_uri: str, epoch: int, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 300
+    while epoch not in _finished_epochs(tracking_uri, "kd"):  # an epoch is logged once its checkpoint is committed
+        assert process.poll() is None, log.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"epoch {epoch} never finished: " + log.read_text()[-3000:]
+        time.sleep(0.2)
+
+
+def test_resumes_after_a_worker_and_then_the_driver_are_killed(prepared, tmp_path, ray_head):
+    """One run, two failures: a training worker is killed after epoch 0 (the same driver restarts
+    the workers from the checkpoint), then the driver itself after epoch 1 (SIGKILL; the cluster
+    stays, the same command is run again and finishes epoch 2). No finished epoch is trained twice."""
+    address, _, env = ray_head
+    env = {**env, "RAY_ADDRESS": address}
+    command = _train_command(prepared, tmp_path, "--epochs", "3")
     tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
-    killed: list[int] = []
+    log_path = tmp_path / "first.log"
+    with open(log_path, "w") as log:
+        first = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True, cwd=tmp_path, env=env)
+        try:
+            _wait_for_epoch(tracking_uri, 0, first, log_path)
+            _kill_a_training_worker()
+            _wait_for_epoch(tracking_uri, 1, first, log_path)
+        finally:
+            os.killpg(first.pid, signal.SIGKILL)
+            first.wait()
 
-    def kill_a_worker_after_the_first_checkpoint():
-        deadline = time.monotonic() + 300
-        while time.monotonic() < deadline and not killed:
-            if _finished_epochs(tracking_uri, "kw"):  # epoch 0 is logged once its checkpoint is committed
-                for process in psutil.process_iter(["cmdline"]):
-                    if any("RayTrainWorker" in part for part in process.info["cmdline"] or []):
-                        process.kill()
-                        killed.append(process.pid)
-                        return
-            time.sleep(0.2)
-
-    killer = threading.Thread(target=kill_a_worker_after_the_first_checkpoint, daemon=True)
-    killer.start()
-    result = run(_tiny(data=prepared, epochs=2, storage=str(checkpoints), tracking_uri=tracking_uri, run_name="kw"))
-    killer.join(timeout=5)
-
-    assert killed, "no training worker was found to kill"
-    assert result.model is not None
-    assert _epoch_steps(tracking_uri, result.run_id) == [0, 1]  # no finished epoch trained twice
-    resumed = mlflow.MlflowClient(tracking_uri=tracking_uri).get_metric_history(result.run_id, "resumed_after_epoch")
-    assert resumed, "training did not restart from a checkpoint"
+    second = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600, env=env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    summary = json.loads(second.stdout[second.stdout.index("{"):])
+    assert summary["registered_model"] == "models:/logos-test/1"
+    run_id = summary["mlflow_run_id"]
+    assert _epoch_steps(tracking_uri, run_id) == [0, 1, 2]
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    resumed = [m.value for m in sorted(client.get_metric_history(run_id, "resumed_after_epoch"), key=lambda m: m.step)]
+    assert resumed == [0, 1]  # the workers restarted after epoch 0, the new driver after epoch 1
 
     # Two workers score every validation and test image exactly once: Ray's equal split would
     # drop one image of an odd-sized split.
@@ -101,51 +123,23 @@ def test_resumes_after_a_worker_is_killed(prepared, tmp_path):
     manifest = read_manifest(prepared)
     sizes = {split: manifest.split_size(split) for split in ("val", "test")}
     assert any(n % 2 for n in sizes.values()), f"the fixture needs an odd split to test this: {sizes}"
-    metrics = mlflow.MlflowClient(tracking_uri=tracking_uri).get_run(result.run_id).data.metrics
+    metrics = client.get_run(run_id).data.metrics
     assert {"val": metrics["val_images"], "test": metrics["test_images"]} == sizes
 
     # the no-logo threshold chosen on the validation split travels as the version's tags
     from lxn import registry
 
-    assert "threshold" in result.test_report
-    tags = mlflow.MlflowClient(tracking_uri=tracking_uri).get_model_version(result.model.name, result.model.version).tags
-    expected = registry.threshold_tags(result.test_report["threshold"], 0.95, f"val split of {storage.location(prepared)}")
+    from lxn.train.trainer import INFO_FILE
+
+    latest = max((tmp_path / "checkpoints" / "kd").glob(f"checkpoint_*/{INFO_FILE}"), key=lambda p: p.parent.name)
+    chosen = json.loads(latest.read_text())["test_report"]["threshold"]
+    expected = registry.threshold_tags(chosen, 0.95, f"val split of {storage.location(prepared)}")
+    tags = client.get_model_version("logos-test", "1").tags
     assert {k: tags.get(k) for k in expected} == expected
-
-
-def _train_command(prepared: str, tmp_path: Path, *extra: str) -> list[str]:
-    return [sys.executable, str(ROOT / "jobs/train.py"), "--data", prepared, "--epochs", "2", "--image-size", "96",
-            "--batch-size", "8", "--num-workers", "2", "--lr-step-epochs", "1", "--shuffle-buffer", "64",
-            "--storage", str(tmp_path / "checkpoints"), "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
-            "--experiment", "lxn-test", "--registered-model", "logos-test", "--run-name", "kd", *extra]
-
-
-def test_resumes_after_the_driver_is_killed(prepared, tmp_path, ray_head):
-    """The driver dies (SIGKILL), the cluster stays, the same command is run again."""
-    address, _, env = ray_head
-    env = {**env, "RAY_ADDRESS": address}
-    command = _train_command(prepared, tmp_path)
-    log = open(tmp_path / "first.log", "w")
-    first = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True, cwd=tmp_path, env=env)
-    deadline = time.monotonic() + 300
-    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
-    while time.monotonic() < deadline and not _finished_epochs(tracking_uri, "kd"):
-        assert first.poll() is None, (tmp_path / "first.log").read_text()[-3000:]
-        time.sleep(0.5)
-    os.killpg(first.pid, signal.SIGKILL)
-    first.wait()
-
-    second = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600, env=env)
-    assert second.returncode == 0, second.stderr[-3000:]
-    summary = json.loads(second.stdout[second.stdout.index("{"):])
-    assert summary["registered_model"] == "models:/logos-test/1"
-    assert _epoch_steps(tracking_uri, summary["mlflow_run_id"]) == [0, 1]
-    resumed = mlflow.MlflowClient(tracking_uri=tracking_uri).get_metric_history(summary["mlflow_run_id"], "resumed_after_epoch")
-    assert resumed and resumed[0].value >= 0
 
     again = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600, env=env)
     assert again.returncode == 0 and json.loads(again.stdout[again.stdout.index("{"):])["already_finished"] is True
-    versions = mlflow.MlflowClient(tracking_uri=tracking_uri).search_model_versions("name='logos-test'")
+    versions = client.search_model_versions("name='logos-test'")
     assert len(versions) == 1  # a finished run is not registered twice
 
 
