@@ -5,6 +5,10 @@ when it is not the no-logo class and its probability reaches the threshold. At t
 precision = correct hits / hits, recall = correct hits / images that show a brand, and the
 share of no-logo images left without a brand.
 
+A model without a no-logo class (WebLogo-2M has none) can still be measured on images without a
+logo: their label is NO_LOGO_IMAGE (-1), every hit on one is wrong, and one is right when no brand
+reaches the threshold.
+
 * `hits_at` / `precision_coverage`: those figures at one threshold, and at every threshold a
   hit's confidence defines (the precision-coverage curve).
 * `threshold_for_precision`: the lowest threshold whose hits reach a target precision (recall
@@ -22,7 +26,17 @@ import math
 
 import numpy as np
 
-__all__ = ["hits_at", "precision_coverage", "threshold_for_precision", "calibration", "mcnemar_exact"]
+__all__ = ["hits_at", "precision_coverage", "threshold_for_precision", "calibration", "mcnemar_exact",
+           "NO_LOGO_IMAGE", "shows_brand"]
+
+NO_LOGO_IMAGE = -1  # the label of an image without a logo, for a model with no no-logo class
+
+
+def shows_brand(labels: np.ndarray, no_logo: int | None) -> np.ndarray:
+    """Which images show a brand: neither the no-logo class nor NO_LOGO_IMAGE."""
+    labels = np.asarray(labels, dtype=np.int64)
+    brand = labels != NO_LOGO_IMAGE
+    return brand & (labels != no_logo) if no_logo is not None else brand
 
 
 def _top1(probs: np.ndarray, no_logo: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -41,13 +55,13 @@ def hits_at(labels: np.ndarray, probs: np.ndarray, threshold: float, no_logo: in
     top, confidence, is_brand = _top1(probs, no_logo)
     hit = is_brand & (confidence >= threshold)
     correct = hit & (top == labels)
-    shows_brand = labels != no_logo if no_logo is not None else np.ones(len(labels), dtype=bool)
+    brand = shows_brand(labels, no_logo)
     return {
         "threshold": float(threshold),
         "hits": int(hit.sum()),
         "precision": float(correct.sum() / hit.sum()) if hit.any() else None,
-        "recall": float(correct.sum() / shows_brand.sum()) if shows_brand.any() else None,
-        "no_logo_unbranded": float((~hit[~shows_brand]).mean()) if (~shows_brand).any() else None,
+        "recall": float(correct.sum() / brand.sum()) if brand.any() else None,
+        "no_logo_unbranded": float((~hit[~brand]).mean()) if (~brand).any() else None,
     }
 
 
@@ -56,7 +70,7 @@ def precision_coverage(labels: np.ndarray, probs: np.ndarray, no_logo: int | Non
     >= t, recall and coverage (hits / images)."""
     labels = np.asarray(labels, dtype=np.int64)
     top, confidence, is_brand = _top1(probs, no_logo)
-    shows_brand = int((labels != no_logo).sum()) if no_logo is not None else len(labels)
+    brands_shown = int(shows_brand(labels, no_logo).sum())
     order = np.argsort(-confidence[is_brand], kind="stable")
     conf = confidence[is_brand][order]
     correct = (top[is_brand] == labels[is_brand])[order]
@@ -69,7 +83,7 @@ def precision_coverage(labels: np.ndarray, probs: np.ndarray, no_logo: int | Non
     return {
         "threshold": conf[last],
         "precision": (cum_correct / cum_hits)[last],
-        "recall": cum_correct[last] / max(1, shows_brand),
+        "recall": cum_correct[last] / max(1, brands_shown),
         "coverage": cum_hits[last] / max(1, len(labels)),
     }
 

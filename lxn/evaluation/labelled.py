@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from lxn import storage
 from lxn.data.readers import NO_LOGO, READERS, iter_samples
+from lxn.evidence import NO_LOGO_IMAGE
 
 __all__ = ["LabelledSet", "from_prepared", "from_manifest", "from_layout", "open_labelled", "label_indices",
            "MANIFEST_SUFFIXES"]
@@ -123,14 +124,16 @@ def open_labelled(*, data: str | None = None, split: str = "test", labelled: str
 
 
 def label_indices(brands: list[str | None], class_names: list[str], no_logo_class: str = NO_LOGO) -> list[int]:
-    """Each brand's index in a model's classes (None: the no-logo class); a ValueError naming
-    the brands the model cannot predict, since its figures on them would be meaningless."""
+    """Each brand's index in a model's classes (None: the no-logo class, or NO_LOGO_IMAGE for a
+    model without one); a ValueError naming the brands the model cannot predict, since its
+    figures on them would be meaningless."""
     index = {name: i for i, name in enumerate(class_names)}
     unknown = sorted({b for b in brands if b is not None and b not in index})
     if unknown:
         raise ValueError(f"the labelled set has {len(unknown)} brand(s) the model does not know: "
                          f"{', '.join(unknown[:10])}{' ...' if len(unknown) > 10 else ''}; evaluate on a set "
                          "of the model's classes (its class list is in the model's metadata)")
-    if None in brands and no_logo_class not in index:
-        raise ValueError(f"the labelled set has no-logo images but the model has no {no_logo_class!r} class")
-    return [index[no_logo_class] if b is None else index[b] for b in brands]
+    # A model without the no-logo class is still scored on no-logo images (lxn.evidence.NO_LOGO_IMAGE):
+    # they are right when no brand reaches the threshold.
+    no_logo = index.get(no_logo_class, NO_LOGO_IMAGE)
+    return [no_logo if b is None else index[b] for b in brands]

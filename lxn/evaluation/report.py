@@ -15,8 +15,9 @@ from typing import Any
 
 import numpy as np
 
+from lxn.data.sample import NO_LOGO
 from lxn.evaluation.scoring import ModelScores
-from lxn.evidence import calibration, hits_at, mcnemar_exact, precision_coverage, threshold_for_precision
+from lxn.evidence import NO_LOGO_IMAGE, calibration, hits_at, mcnemar_exact, precision_coverage, threshold_for_precision
 from lxn.metrics import classification_report
 
 __all__ = ["figures", "compare", "markdown", "headline", "write_files", "CURVE_POINTS"]
@@ -32,15 +33,19 @@ def _thin(curve: dict[str, np.ndarray], points: int = CURVE_POINTS) -> list[dict
 
 def figures(scores: ModelScores, threshold: float, threshold_source: str, target_precision: float) -> dict[str, Any]:
     """Everything the report says about one model, JSON-ready."""
-    report = classification_report(scores.labels, scores.probs, scores.class_names)
-    support = np.bincount(scores.labels, minlength=len(scores.class_names))
+    # Images without a logo, for a model with no no-logo class, have no class to be confused with:
+    # the class figures are over the others, and top-1 counts them right when they stay unbranded.
+    labelled = scores.labels != NO_LOGO_IMAGE
+    report = classification_report(scores.labels[labelled], scores.probs[labelled], scores.class_names)
+    support = np.bincount(scores.labels[labelled], minlength=len(scores.class_names))
+    right = scores.correct_at(threshold)
     at = hits_at(scores.labels, scores.probs, threshold, scores.no_logo)
     chosen = threshold_for_precision(scores.labels, scores.probs, scores.no_logo, target_precision)
     cal = calibration(scores.labels, scores.probs)
     return {
         "model": scores.ref.uri,
         "images": int(len(scores.labels)),
-        "top1": report["top1"],
+        "top1": float(right.mean()) if len(right) else 0.0,
         "precision_macro": report["precision_macro"],
         "recall_macro": report["recall_macro"],
         "f1_macro": report["f1_macro"],
@@ -50,7 +55,9 @@ def figures(scores: ModelScores, threshold: float, threshold_source: str, target
         "at_threshold": {**at, "source": threshold_source},
         "threshold_for_target": {"target_precision": target_precision, **(chosen or {"threshold": None})},
         "per_class": {name: {"accuracy": report["per_class_accuracy"][name], "support": int(support[k])}
-                      for k, name in enumerate(scores.class_names)},
+                      for k, name in enumerate(scores.class_names)}
+        | ({NO_LOGO: {"accuracy": float(right[~labelled].mean()), "support": int((~labelled).sum())}}
+           if (~labelled).any() else {}),
         "confusion_pairs": report["confusion_pairs"],
         "precision_coverage": _thin(precision_coverage(scores.labels, scores.probs, scores.no_logo)),
     }
@@ -61,7 +68,8 @@ def compare(reference: ModelScores, other: ModelScores, ref_figures: dict, other
     """`other` against `reference` on the same images: the exact McNemar test of their top-1
     answers and the per-class accuracy changes (classes both know, with at least `min_support`
     images), largest drop first."""
-    test = mcnemar_exact(reference.correct, other.correct)
+    test = mcnemar_exact(reference.correct_at(ref_figures["at_threshold"]["threshold"]),
+                         other.correct_at(other_figures["at_threshold"]["threshold"]))
     changes = []
     for name, mine in other_figures["per_class"].items():
         theirs = ref_figures["per_class"].get(name)

@@ -84,13 +84,26 @@ class ModelScores:
     ref: ModelRef
     class_names: list[str]
     preset: dict[str, Any]
-    labels: np.ndarray   # (N,) true class indices in this model's classes
+    labels: np.ndarray   # (N,) true class indices in this model's classes (NO_LOGO_IMAGE: see lxn.evidence)
     probs: np.ndarray    # (N, K) the probabilities the scan's decision rests on
     no_logo: int | None  # the index of the no-logo class, if the model has one
 
     @property
     def correct(self) -> np.ndarray:
+        """Per image, whether the top-1 class is the true one (an image without a logo, for a
+        model with no no-logo class, never is: `correct_at` judges those by the threshold)."""
         return self.probs.argmax(axis=1) == self.labels
+
+    def correct_at(self, threshold: float) -> np.ndarray:
+        """Per image, whether the model is right: the top-1 class is the true one; an image
+        without a logo, for a model with no no-logo class (NO_LOGO_IMAGE), is right when no brand
+        reaches `threshold`."""
+        from lxn.evidence import NO_LOGO_IMAGE
+
+        right = self.correct
+        blank = self.labels == NO_LOGO_IMAGE
+        right[blank] = self.probs[blank].max(axis=1, initial=0.0) < threshold
+        return right
 
 
 @dataclasses.dataclass

@@ -92,3 +92,35 @@ def test_mcnemar_exact_matches_scipys_binomial_test(a_only, b_only, same):
 def test_mcnemar_refuses_models_scored_on_different_images():
     with pytest.raises(ValueError, match="same images"):
         mcnemar_exact(np.ones(3, bool), np.ones(4, bool))
+
+
+def test_a_model_without_a_no_logo_class_is_measured_on_images_without_a_logo():
+    """WebLogo-2M has no no-logo class: such a model's no-logo images are labelled NO_LOGO_IMAGE,
+    every hit on one is wrong, and one is right when no brand reaches the threshold."""
+    from lxn.evaluation.labelled import label_indices
+    from lxn.evaluation.report import compare, figures
+    from lxn.evaluation.scoring import ModelScores
+    from lxn.evidence import NO_LOGO_IMAGE
+    from lxn.tracking import ModelRef
+
+    classes = ["acme", "globex"]
+    labels = np.array(label_indices(["acme", "globex", None, None], classes))
+    assert labels.tolist() == [0, 1, NO_LOGO_IMAGE, NO_LOGO_IMAGE]
+    probs = _probs([[0.9, 0.1], [0.3, 0.7], [0.8, 0.2], [0.55, 0.45]])
+    # at 0.75: acme 0.9 (right) and the first blank image's 0.8 (wrong) are hits
+    assert hits_at(labels, probs, 0.75, None) == {"threshold": 0.75, "hits": 2, "precision": 0.5, "recall": 0.5,
+                                                  "no_logo_unbranded": 0.5}
+    # by confidence: 0.9 right, 0.8 wrong, 0.7 right, 0.55 wrong
+    curve = precision_coverage(labels, probs, None)
+    np.testing.assert_allclose(curve["precision"], [1, 1 / 2, 2 / 3, 2 / 4])
+    np.testing.assert_allclose(curve["recall"], [1 / 2, 1 / 2, 1, 1])
+    assert threshold_for_precision(labels, probs, None, 0.6)["threshold"] == 0.7
+
+    scores = ModelScores(ref=ModelRef("m", "1"), class_names=classes, preset={}, labels=labels, probs=probs, no_logo=None)
+    assert scores.correct_at(0.75).tolist() == [True, True, False, True]
+    assert scores.correct_at(0.5).tolist() == [True, True, False, False]
+    f = figures(scores, 0.75, "--threshold", 1.0)
+    assert f["top1"] == 0.75 and f["threshold_for_target"]["threshold"] == 0.9
+    assert f["per_class"]["no-logo"] == {"accuracy": 0.5, "support": 2}
+    assert f["per_class"]["acme"] == {"accuracy": 1.0, "support": 1}
+    assert compare(scores, scores, f, f)["mcnemar"] == {"wins": 0, "losses": 0, "p_value": 1.0}
