@@ -7,7 +7,7 @@ STAMP := $(VENV)/.lxn-installed
 # The cluster image: cluster.yaml and deploy/kuberay/ name exactly this (tests/unit/test_deploy.py).
 IMAGE ?= ghcr.io/lxn-project/lxn:0.1.0
 
-.PHONY: demo test test-fast lint mutants venv clean image lock cluster-token cluster-up
+.PHONY: demo demo-detector test test-fast lint mutants venv clean image lock cluster-token cluster-up
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ demo: $(STAMP)
 	$(PY) jobs/train.py
 	$(PY) jobs/promote.py || test $$? -eq 3  # 3: the gates kept the current champion
 	$(PY) jobs/scan.py
+
+# The detector on embedded defaults: generated scenes with boxes -> prepare -> train -> scan.
+demo-detector: $(STAMP)
+	$(PY) jobs/train.py --model logoxpertnet_det
+	$(PY) jobs/scan.py --model models:/logoxpertnet-det@challenger --out lxn-local/brand-scans-detector
 
 # Test files run on two workers (each file's fixtures stay on one): most of the suite's time is
 # spent waiting for processes (Ray, servers, jobs) to start, not computing. The slowest tests are

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lxn.data.synthetic import SyntheticConfig
 
-__all__ = ["DEMO_DATA", "prepare_demo_dataset", "nightly_images"]
+__all__ = ["DEMO_DATA", "DEMO_SCENES", "prepare_demo_dataset", "prepare_demo_scenes", "nightly_images"]
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,27 @@ def prepare_demo_dataset(demo_dir: str | Path) -> str:
     if not (prepared / "manifest.json").exists():
         log.info("preparing %s into %s", images, prepared)
         run(PrepareConfig(source=[str(images)], out=str(prepared)))
+    return str(prepared)
+
+
+# The detector's demo: 400 scenes of the same brands, 0-3 marks each at 12-45% of the short side.
+DEMO_SCENES = {"scenes": 400, "width": 256, "height": 192, "min_marks": 0, "max_marks": 3, "min_scale": 0.12,
+               "max_scale": 0.45}
+
+
+def prepare_demo_scenes(demo_dir: str | Path) -> str:
+    """The detector demo's box-labelled scenes (a COCO folder), prepared once; returns the URI."""
+    from lxn.data.prepare import PrepareConfig, run
+    from lxn.data.scenes import SceneConfig, write_scenes
+
+    root = Path(demo_dir).resolve()
+    scenes, prepared = root / "scenes", root / "prepared-scenes"
+    if not (scenes / "annotations.json").exists():  # written last
+        log.info("generating the demo's box-labelled scenes in %s", scenes)
+        write_scenes(DEMO_DATA, SceneConfig(**DEMO_SCENES), str(scenes))
+    if not (prepared / "manifest.json").exists():
+        log.info("preparing %s into %s", scenes, prepared)
+        run(PrepareConfig(source=[str(scenes)], out=str(prepared), format="coco"))
     return str(prepared)
 
 

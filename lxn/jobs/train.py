@@ -22,7 +22,7 @@ from lxn.cli import BAD_INPUT, configure_logging, fail
 from lxn.config import add_arguments, from_namespace
 from lxn.preflight import check_reach
 from lxn.redact import redact
-from lxn.train.config import DEMO_DEFAULTS, TrainConfig
+from lxn.train.config import DEMO_DEFAULTS, DETECTOR_DEMO_DEFAULTS, TrainConfig
 
 log = logging.getLogger("lxn.train")
 
@@ -34,7 +34,21 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
     )
     args = parser.parse_args(argv)
     config = from_namespace(TrainConfig, args)
-    return from_namespace(TrainConfig, args, defaults=DEMO_DEFAULTS) if config.data is None else config
+    if config.data is not None:
+        return config
+    from lxn.models import model_task
+
+    demo = DETECTOR_DEMO_DEFAULTS if model_task(config.model) == "detect" else DEMO_DEFAULTS
+    return from_namespace(TrainConfig, args, defaults=demo)
+
+
+def _demo_data(config: TrainConfig) -> str:
+    """The embedded demo's prepared data: box-labelled scenes for a detector, else the images."""
+    from lxn.demo import prepare_demo_dataset, prepare_demo_scenes
+    from lxn.models import model_task
+
+    detector = model_task(config.model) == "detect"
+    return (prepare_demo_scenes if detector else prepare_demo_dataset)(config.demo_dir)
 
 
 def grid_main(argv: list[str], lists: dict[str, list[str]], flags: dict[str, str]) -> int:
@@ -48,9 +62,7 @@ def grid_main(argv: list[str], lists: dict[str, list[str]], flags: dict[str, str
         check_reach(config, demo=demo)
         init_ray(min_cpus=config.num_workers * config.cpus_per_worker + 2)
         if demo:
-            from lxn.demo import prepare_demo_dataset
-
-            config = dataclasses.replace(config, data=prepare_demo_dataset(config.demo_dir))
+            config = dataclasses.replace(config, data=_demo_data(config))
         from lxn.tracking import check_tracking
 
         # Once here, before the runs start together: a fresh sqlite store is created by the first
@@ -91,12 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         from lxn.train.trainer import run
 
         if demo:
-            from lxn.demo import prepare_demo_dataset
             from lxn.ray_utils import init_ray
 
             # The demo prepares its data with Ray Data first: start Ray sized for training.
             init_ray(min_cpus=config.num_workers * config.cpus_per_worker + 2)
-            config = dataclasses.replace(config, data=prepare_demo_dataset(config.demo_dir))
+            config = dataclasses.replace(config, data=_demo_data(config))
         result = run(config)
     except BAD_INPUT as exc:  # bad input, unreachable services: a one-line reason, exit 2
         return fail(exc)

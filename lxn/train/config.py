@@ -19,7 +19,7 @@ from typing import Literal
 
 from lxn.config import setting, to_dict
 
-__all__ = ["TrainConfig", "DEMO_DEFAULTS", "DEFAULT_STORAGE"]
+__all__ = ["TrainConfig", "DEMO_DEFAULTS", "DETECTOR_DEMO_DEFAULTS", "DEFAULT_STORAGE"]
 
 DEFAULT_STORAGE = "lxn-local/train"
 
@@ -126,3 +126,7 @@ DEMO_DEFAULTS = {
     "batch_size": 32,
     "num_workers": 2,
 }
+# ... and a detector's (`--model logoxpertnet_det` without --data): generated scenes with boxes,
+# an input side its pyramid divides, its own registered name beside the classifier's.
+DETECTOR_DEMO_DEFAULTS = {**DEMO_DEFAULTS, "image_size": 128, "epochs": 12, "batch_size": 16,
+                          "registered_model": "logoxpertnet-det"}
