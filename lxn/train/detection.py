@@ -18,7 +18,7 @@ from torch import nn
 
 from lxn.presets import Preprocess, Preset
 from lxn.train.box_augment import augment_detection
-from lxn.train.loop import EpochStats, ModelEma, _autocast
+from lxn.train.loop import EpochStats, ModelEma, autocast, step_optimizer
 
 __all__ = ["targets_of", "train_one_epoch_detection", "predict_detections"]
 
@@ -58,19 +58,10 @@ def train_one_epoch_detection(
         x, targets = augment_detection(images, targets_of(batch), preset, generator)
         x = preprocess.normalize(x.to(device, non_blocking=True)).contiguous(memory_format=torch.channels_last)
         targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
-        with _autocast(device, amp_dtype):
+        with autocast(device, amp_dtype):
             losses = model(x, targets)
             loss = sum(losses.values())
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-        if ema is not None:
-            ema.update(getattr(model, "module", model))  # DDP wraps the model it trains
+        step_optimizer(loss, model, optimizer, scaler, ema)
         n = len(targets)
         stats.loss_sum += float(loss.item()) * n
         stats.count += n
@@ -101,7 +92,7 @@ def predict_detections(
     predictions: dict[str, list[dict]] = {}
     for batch in batches:
         x = preprocess(torch.as_tensor(batch["image"]).to(device)).contiguous(memory_format=torch.channels_last)
-        with _autocast(device, amp_dtype):
+        with autocast(device, amp_dtype):
             candidates = model(x).float()
         for target, found in zip(targets_of(batch), select_detections(candidates.cpu(), score_thresh=score_thresh)):
             name = f"{prefix}{len(truth)}"

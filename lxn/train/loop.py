@@ -19,7 +19,8 @@ from torch import nn
 
 from lxn.presets import Preprocess, Preset, augment, to_float_nchw
 
-__all__ = ["EpochStats", "EvalResult", "ModelEma", "autocast_dtype", "train_one_epoch", "evaluate"]
+__all__ = ["EpochStats", "EvalResult", "ModelEma", "autocast_dtype", "autocast", "step_optimizer", "train_one_epoch",
+           "evaluate"]
 
 
 @dataclasses.dataclass
@@ -92,7 +93,7 @@ def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
     return torch.float16
 
 
-def _autocast(device: torch.device, dtype: torch.dtype | None):
+def autocast(device: torch.device, dtype: torch.dtype | None):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
@@ -102,6 +103,22 @@ def _to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> tuple
     images = torch.as_tensor(batch["image"]).to(device, non_blocking=True)
     labels = torch.as_tensor(batch["label"]).to(device, dtype=torch.long, non_blocking=True)
     return images, labels
+
+
+def step_optimizer(loss: torch.Tensor, model: nn.Module, optimizer: torch.optim.Optimizer,
+                   scaler: torch.amp.GradScaler | None, ema: ModelEma | None) -> None:
+    """Backward and one optimizer step (through the fp16 loss scaler when there is one), then the
+    weight average's update from the unwrapped model."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    if ema is not None:
+        ema.update(getattr(model, "module", model))  # DDP wraps the model it trains
 
 
 def train_one_epoch(
@@ -134,19 +151,10 @@ def train_one_epoch(
         with torch.no_grad():
             x = augment(to_float_nchw(images), preset, generator)
             x = preprocess.normalize(x).contiguous(memory_format=torch.channels_last)
-        with _autocast(device, amp_dtype):
+        with autocast(device, amp_dtype):
             logits = model(x)
             loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
-        if ema is not None:
-            ema.update(getattr(model, "module", model))  # DDP wraps the model it trains
+        step_optimizer(loss, model, optimizer, scaler, ema)
         n = labels.numel()
         stats.loss_sum += loss.item() * n
         stats.correct += int((logits.argmax(1) == labels).sum())
@@ -173,7 +181,7 @@ def evaluate(
     for batch in batches:
         images, labels = _to_device(batch, device)
         x = preprocess(images).contiguous(memory_format=torch.channels_last)
-        with _autocast(device, amp_dtype):
+        with autocast(device, amp_dtype):
             logits = model(x).float()
         result.loss_sum += F.cross_entropy(logits, labels, reduction="sum").item()
         result.correct += int((logits.argmax(1) == labels).sum())
