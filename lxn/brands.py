@@ -25,11 +25,10 @@ from lxn.config import setting
 from lxn.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from lxn.prototypes import prototype_vector
 
-__all__ = ["BrandsConfig", "BrandChange", "add", "remove", "listing", "ALIAS_MOVED_FROM"]
+__all__ = ["BrandsConfig", "BrandChange", "add", "remove", "listing"]
 
 log = logging.getLogger(__name__)
 
-ALIAS_MOVED_FROM = "lxn.alias_moved_from"  # on the new version: "<alias>=<old version>"
 _EXAMPLE_EXTENSIONS = ("jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff")
 _BRAND_RE = re.compile(r"^[\w][\w .&'+\-]{0,99}$")
 # tags the new version inherits: what its classifier part was measured and tuned to
@@ -182,12 +181,12 @@ def listing(config: BrandsConfig) -> dict[str, Any]:
 
 
 def _register(config: BrandsConfig, tracking_uri: str, ref, loaded, model, table, params: dict) -> BrandChange:
-    from lxn.tracking import RunTracker, log_model, registry_client, version_tags
+    from lxn.tracking import RunTracker, log_model, version_tags
 
     alias = _target_alias(config)
-    client = registry_client(tracking_uri)
+    models = registry.Registry(tracking_uri)
     if alias:
-        pointed = _alias_version(client, ref.name, alias)
+        pointed = models.alias_version(ref.name, alias)
         if pointed is not None and pointed != ref.version:
             raise ValueError(f"alias {alias!r} points at v{pointed}, not at the source v{ref.version}: "
                              f"name the version to move it from with --model models:/{ref.name}@{alias}")
@@ -204,9 +203,9 @@ def _register(config: BrandsConfig, tracking_uri: str, ref, loaded, model, table
                         recipe=loaded.metadata.get("recipe"), extra_metadata=table.to_metadata())
         if alias:
             try:
-                _move_alias(client, ref, new, alias)
+                _move_alias(models, ref, new, alias)
             except Exception:
-                client.delete_model_version(new.name, new.version)  # nothing half-done stays registered
+                models.delete_version(new.name, new.version)  # nothing half-done stays registered
                 raise
         tracker.set_tags({"new_model": new.uri})
         tracker.finish()
@@ -218,24 +217,14 @@ def _register(config: BrandsConfig, tracking_uri: str, ref, loaded, model, table
     return BrandChange(ref.uri, new.version, alias, table.brands, run_id=tracker.run_id)
 
 
-def _alias_version(client, name: str, alias: str) -> str | None:
-    from mlflow.exceptions import MlflowException
+def _move_alias(models: "registry.Registry", ref, new, alias: str) -> None:
+    from lxn.errors import PromotionConflict
 
-    try:
-        return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
-
-
-def _move_alias(client, ref, new, alias: str) -> None:
-    from lxn.promote import PromotionConflict, registry_lock
-
-    with registry_lock(client, ref.name):
-        pointed = _alias_version(client, ref.name, alias)
+    with models.lock(ref.name):
+        pointed = models.alias_version(ref.name, alias)
         if pointed is not None and pointed != ref.version:
             raise PromotionConflict(f"alias {alias!r} moved to v{pointed} while the brand was being added "
                                     f"(a promotion?); the new version was not kept: run the command again")
-        if alias == registry.CHAMPION and pointed is not None:
-            client.set_registered_model_alias(ref.name, registry.PREVIOUS_CHAMPION, pointed)
-        client.set_registered_model_alias(ref.name, alias, new.version)
-        client.set_model_version_tag(ref.name, new.version, ALIAS_MOVED_FROM, f"{alias}={pointed or '-'}")
+        models.point(ref.name, alias, new.version,
+                     previous=pointed if alias == registry.CHAMPION and pointed is not None else None)
+        models.set_tags(ref.name, new.version, {registry.ALIAS_MOVED_FROM: f"{alias}={pointed or '-'}"})

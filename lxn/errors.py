@@ -3,7 +3,7 @@ imports nothing heavy: a job's `main` can catch them without loading torch, Ray 
 
 from __future__ import annotations
 
-__all__ = ["TrackingError", "UnsafeModelError"]
+__all__ = ["TrackingError", "UnsafeModelError", "PromotionConflict"]
 
 
 class TrackingError(RuntimeError):
@@ -13,3 +13,8 @@ class TrackingError(RuntimeError):
 class UnsafeModelError(ValueError):
     """A model artifact that holds something an lxn model does not (a pickle, unknown files,
     another flavor) or whose weights differ from what the registry recorded: it is not loaded."""
+
+
+class PromotionConflict(RuntimeError):
+    """Another process changed a registered model's aliases (or holds its lock) while this one
+    decided; nothing was changed."""

@@ -23,33 +23,29 @@ exit, still recorded as a decision run); `--dry-run` decides and changes nothing
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import datetime as dt
 import json
 import logging
 import math
 import os
-import random
-import socket
 import tempfile
-import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from lxn import registry
 from lxn.config import setting, to_dict
 from lxn.evaluation.scoring import ScoringSettings
-from lxn.tracking import ModelRef, TrackingError, check_tracking, registry_client
+from lxn.errors import PromotionConflict
+from lxn.tracking import ModelRef, TrackingError, check_tracking
 
-__all__ = ["PromoteConfig", "Decision", "PromotionConflict", "judge", "decide", "promote", "registry_lock",
+__all__ = ["PromoteConfig", "Decision", "PromotionConflict", "judge", "decide", "promote",
            "measure_latency", "EXIT_REFUSED", "EXIT_CONFLICT"]
 
 log = logging.getLogger(__name__)
 
 EXIT_REFUSED = 3    # a gate kept the champion
 EXIT_CONFLICT = 4   # another promotion moved the aliases while this one decided: nothing changed
-LOCK_SUFFIX = ".lxn-promotion-lock"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,10 +84,6 @@ class PromoteConfig(ScoringSettings):
         problems += self.scoring_problems()
         if problems:
             raise ValueError("; ".join(problems))
-
-
-class PromotionConflict(RuntimeError):
-    """Another promotion changed the aliases while this one decided; nothing was changed."""
 
 
 @dataclasses.dataclass
@@ -176,13 +168,6 @@ def measure_latency(models: dict[str, Any], rounds: int) -> dict[str, float]:
 # ----------------------------------------------------------------------------------------- decide
 
 
-def _version(client, name: str, alias: str):
-    try:
-        return client.get_model_version_by_alias(name, alias)
-    except Exception:  # noqa: BLE001 - MLflow raises a generic error for a missing alias
-        return None
-
-
 def _labelled_set(config: PromoteConfig, candidate):
     from lxn.evaluation.labelled import open_labelled
 
@@ -210,12 +195,12 @@ def decide(config: PromoteConfig) -> Decision:
     from lxn.tracking import load_model
 
     tracking_uri = check_tracking(config.tracking_uri)
-    client = registry_client(tracking_uri)
+    models = registry.Registry(tracking_uri)
     name = config.registered_model
-    candidate = _version(client, name, config.candidate)
+    candidate = models.version(name, config.candidate)
     if candidate is None:
         raise TrackingError(f"models:/{name}@{config.candidate} does not exist: train and register a model first")
-    champion = _version(client, name, config.target)
+    champion = models.version(name, config.target)
     cand_ref = ModelRef(name, str(candidate.version))
     champ_ref = ModelRef(name, str(champion.version)) if champion else None
     if champ_ref and champ_ref.version == cand_ref.version:
@@ -225,8 +210,8 @@ def decide(config: PromoteConfig) -> Decision:
                         ["the class lists differ: a promotion would change what reported brands mean"])
 
     labelled = _labelled_set(config, candidate)
-    models = [champ_ref.uri, cand_ref.uri] if champ_ref else [cand_ref.uri]
-    evaluation = run_evaluation(labelled, models, tracking_uri=tracking_uri, options=config.scoring_settings(),
+    uris = [champ_ref.uri, cand_ref.uri] if champ_ref else [cand_ref.uri]
+    evaluation = run_evaluation(labelled, uris, tracking_uri=tracking_uri, options=config.scoring_settings(),
                                 params={"purpose": f"promotion of {cand_ref.uri} to {config.target}"})
     figures = evaluation.report["models"]
     cand_figures, champ_figures = figures[-1], (figures[0] if champ_ref else None)
@@ -245,57 +230,12 @@ def decide(config: PromoteConfig) -> Decision:
 # ------------------------------------------------------------------------------------------ apply
 
 
-@contextlib.contextmanager
-def registry_lock(client, name: str, timeout_s: float = 120.0, stale_s: float = 600.0) -> Iterator[None]:
-    """Exclusive use of registered model `name`'s aliases across processes and hosts.
-
-    MLflow has no compare-and-set for aliases, but creating a registered model is atomic (the
-    name is unique in every store): the lock is a registered model named `<name>.lxn-promotion-
-    lock`, created to take it and deleted to give it back. A lock older than `stale_s` (its
-    holder died) is broken."""
-    from mlflow.exceptions import MlflowException
-
-    lock = f"{name}{LOCK_SUFFIX}"
-    owner = f"{socket.gethostname()}:{os.getpid()}"
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            client.create_registered_model(lock, tags={"lxn.lock_owner": owner, "lxn.lock_at": repr(time.time())},
-                                           description="held while lxn promotes a version of " + name)
-            break
-        except MlflowException as exc:
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise
-        try:
-            held = client.get_registered_model(lock)
-            age = time.time() - float(held.tags.get("lxn.lock_at", "0"))
-            holder = held.tags.get("lxn.lock_owner", "?")
-        except MlflowException:
-            continue  # released between our two calls
-        if age > stale_s:
-            log.warning("breaking the promotion lock of %s held by %s for %.0f s (its holder died?)", name, holder, age)
-            with contextlib.suppress(MlflowException):
-                client.delete_registered_model(lock)
-            continue
-        if time.monotonic() > deadline:
-            raise PromotionConflict(f"another promotion of {name} ({holder}) has held the registry lock for {age:.0f} s; "
-                                    f"nothing was changed: try again later, or delete the registered model {lock} "
-                                    "if its holder is gone")
-        time.sleep(0.2 + 0.3 * random.random())
-    try:
-        yield
-    finally:
-        client.delete_registered_model(lock)
-
-
 def _apply(config: PromoteConfig, decision: Decision) -> None:
-    client = registry_client(check_tracking(config.tracking_uri))
+    models = registry.Registry(check_tracking(config.tracking_uri))
     name = config.registered_model
-    with registry_lock(client, name, timeout_s=config.lock_timeout_s):
-        champion = _version(client, name, config.target)
-        candidate = _version(client, name, registry.PREVIOUS_CHAMPION if decision.rollback else config.candidate)
-        now_champion = str(champion.version) if champion else None
-        now_candidate = str(candidate.version) if candidate else None
+    with models.lock(name, timeout_s=config.lock_timeout_s):
+        now_champion = models.alias_version(name, config.target)
+        now_candidate = models.alias_version(name, registry.PREVIOUS_CHAMPION if decision.rollback else config.candidate)
         was_champion = decision.champion.version if decision.champion else None
         if (now_champion, now_candidate) != (was_champion, decision.candidate.version):
             raise PromotionConflict(
@@ -303,16 +243,14 @@ def _apply(config: PromoteConfig, decision: Decision) -> None:
                 f"{'v' + now_champion if now_champion else 'unset'} (was {'v' + was_champion if was_champion else 'unset'}), "
                 f"the candidate alias points at {'v' + now_candidate if now_candidate else 'nothing'} "
                 f"(was v{decision.candidate.version}); nothing was changed: run the promotion again to decide on the new state")
-        if decision.champion is not None:
-            client.set_registered_model_alias(name, registry.PREVIOUS_CHAMPION, decision.champion.version)
-        client.set_registered_model_alias(name, config.target, decision.candidate.version)
-        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        client.set_model_version_tag(name, decision.candidate.version, registry.PROMOTED_AT, now)
+        models.point(name, config.target, decision.candidate.version,
+                     previous=decision.champion.version if decision.champion is not None else None)
+        tags = {registry.PROMOTED_AT: dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
         if decision.decision_run:
-            client.set_model_version_tag(name, decision.candidate.version, registry.PROMOTION_RUN, decision.decision_run)
+            tags[registry.PROMOTION_RUN] = decision.decision_run
         if config.force and decision.reasons:
-            client.set_model_version_tag(name, decision.candidate.version, "lxn.forced_over",
-                                         "; ".join(decision.reasons)[:5000])
+            tags[registry.FORCED_OVER] = "; ".join(decision.reasons)[:5000]
+        models.set_tags(name, decision.candidate.version, tags)
     decision.applied = True
 
 
@@ -361,12 +299,12 @@ def _record(config: PromoteConfig, decision: Decision, tracking_uri: str) -> Non
 
 
 def _rollback_decision(config: PromoteConfig) -> Decision:
-    client = registry_client(check_tracking(config.tracking_uri))
+    models = registry.Registry(check_tracking(config.tracking_uri))
     name = config.registered_model
-    previous = _version(client, name, registry.PREVIOUS_CHAMPION)
+    previous = models.version(name, registry.PREVIOUS_CHAMPION)
     if previous is None:
         raise TrackingError(f"models:/{name}@{registry.PREVIOUS_CHAMPION} does not exist: nothing to roll back to")
-    champion = _version(client, name, config.target)
+    champion = models.version(name, config.target)
     return Decision(True, ModelRef(name, str(previous.version)),
                     ModelRef(name, str(champion.version)) if champion else None, [], rollback=True)
 

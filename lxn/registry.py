@@ -2,6 +2,9 @@
 tags a registered version carries and what their values mean. Run tracking (lxn.tracking) writes
 them; promotion and the scan read them; only this module names them.
 
+Every registry operation lxn makes goes through `Registry` (resolve an alias, move one under the
+lock, tag or delete a version): no other module holds an MLflow client for the registry.
+
 A version's no-logo threshold: training chooses, on the validation split, the lowest threshold
 at which the scan's brand hits reach a target precision (`lxn.evidence.threshold_for_precision`)
 and tags it; the scan uses it unless `--threshold` says otherwise, and records which it used.
@@ -9,14 +12,24 @@ and tags it; the scan uses it unless `--threshold` says otherwise, and records w
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
-from typing import Any, Mapping
+import os
+import random
+import socket
+import time
+from typing import Any, Iterator, Mapping
+
+from lxn.errors import PromotionConflict
 
 __all__ = ["CHALLENGER", "CHAMPION", "PREVIOUS_CHAMPION", "TEST_TOP1", "TEST_F1_MACRO", "TEST_MAP50", "TEST_MAP", "DATASET", "RUN_NAME",
            "CLASSES_SHA", "PT2_SHA256", "THRESHOLD", "THRESHOLD_TARGET", "THRESHOLD_SOURCE", "DEFAULT_THRESHOLD",
            "EVAL_TOP1", "EVAL_F1_MACRO", "EVAL_SET", "EVAL_RUN", "threshold_tags", "scan_threshold",
            "evaluation_tags", "PROMOTED_AT", "PROMOTION_RUN", "DERIVED_FROM", "PROTOTYPE_BRANDS", "UNKNOWN_BELOW",
-           "scan_unknown_below"]
+           "scan_unknown_below", "FORCED_OVER", "ALIAS_MOVED_FROM", "LOCK_SUFFIX", "Registry"]
+
+log = logging.getLogger(__name__)
 
 # aliases
 CHALLENGER = "challenger"              # the newest registered version, waiting for promotion
@@ -45,6 +58,13 @@ EVAL_RUN = "lxn.eval.run_id"           # the MLflow run (experiment lxn-evaluati
 # version tags written by promotion
 PROMOTED_AT = "lxn.promoted_at"        # when the version last became champion
 PROMOTION_RUN = "lxn.promotion_run_id"  # the decision's MLflow run (experiment lxn-promotions)
+FORCED_OVER = "lxn.forced_over"        # the gates' reasons a --force promotion overrode
+ALIAS_MOVED_FROM = "lxn.alias_moved_from"  # on a version an alias moved to: "<alias>=<old version>"
+
+# the promotion lock: a registered model of this name suffix, held while aliases move
+LOCK_SUFFIX = ".lxn-promotion-lock"
+LOCK_OWNER = "lxn.lock_owner"
+LOCK_AT = "lxn.lock_at"
 
 DEFAULT_THRESHOLD = 0.5                # a version without a chosen threshold
 
@@ -104,3 +124,82 @@ def scan_unknown_below(flag: float | None, tags: Mapping[str, str]) -> tuple[flo
     if not -1.0 <= cut <= 1.0:
         raise ValueError(f"the version's {UNKNOWN_BELOW} tag is {cut}, outside -1..1")
     return cut, f"version tag {UNKNOWN_BELOW}"
+
+
+class Registry:
+    """The MLflow model registry at `tracking_uri`, as lxn uses it."""
+
+    def __init__(self, tracking_uri: str | None) -> None:
+        from lxn.tracking_uri import registry_client
+
+        self.client = registry_client(tracking_uri)
+
+    def version(self, name: str, alias: str):
+        """The version `name@alias` points at (an MLflow ModelVersion), or None."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self.client.get_model_version_by_alias(name, alias)
+        except MlflowException:
+            return None
+
+    def alias_version(self, name: str, alias: str) -> str | None:
+        found = self.version(name, alias)
+        return None if found is None else str(found.version)
+
+    def set_tags(self, name: str, version: str, tags: Mapping[str, Any]) -> None:
+        for key, value in tags.items():
+            self.client.set_model_version_tag(name, version, key, str(value))
+
+    def point(self, name: str, alias: str, version: str, *, previous: str | None = None) -> None:
+        """Move `alias` to `version`; with `previous`, PREVIOUS_CHAMPION first takes the version
+        the alias left (what `jobs/promote.py --rollback` returns to). Call it under `lock`."""
+        if previous is not None:
+            self.client.set_registered_model_alias(name, PREVIOUS_CHAMPION, previous)
+        self.client.set_registered_model_alias(name, alias, version)
+
+    def delete_version(self, name: str, version: str) -> None:
+        self.client.delete_model_version(name, version)
+
+    @contextlib.contextmanager
+    def lock(self, name: str, timeout_s: float = 120.0, stale_s: float = 600.0) -> Iterator[None]:
+        """Exclusive use of registered model `name`'s aliases across processes and hosts.
+
+        MLflow has no compare-and-set for aliases, but creating a registered model is atomic (the
+        name is unique in every store): the lock is a registered model named `<name>` +
+        LOCK_SUFFIX, created to take it and deleted to give it back. A lock older than `stale_s`
+        (its holder died) is broken."""
+        from mlflow.exceptions import MlflowException
+
+        client, lock = self.client, f"{name}{LOCK_SUFFIX}"
+        owner = f"{socket.gethostname()}:{os.getpid()}"
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                client.create_registered_model(lock, tags={LOCK_OWNER: owner, LOCK_AT: repr(time.time())},
+                                               description="held while lxn promotes a version of " + name)
+                break
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            try:
+                held = client.get_registered_model(lock)
+                age = time.time() - float(held.tags.get(LOCK_AT, "0"))
+                holder = held.tags.get(LOCK_OWNER, "?")
+            except MlflowException:
+                continue  # released between our two calls
+            if age > stale_s:
+                log.warning("breaking the promotion lock of %s held by %s for %.0f s (its holder died?)", name, holder,
+                            age)
+                with contextlib.suppress(MlflowException):
+                    client.delete_registered_model(lock)
+                continue
+            if time.monotonic() > deadline:
+                raise PromotionConflict(f"another promotion of {name} ({holder}) has held the registry lock for "
+                                        f"{age:.0f} s; nothing was changed: try again later, or delete the registered "
+                                        f"model {lock} if its holder is gone")
+            time.sleep(0.2 + 0.3 * random.random())
+        try:
+            yield
+        finally:
+            client.delete_registered_model(lock)

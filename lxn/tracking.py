@@ -33,7 +33,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import numpy as np
 import torch
@@ -43,7 +43,8 @@ from lxn import registry
 from lxn.errors import TrackingError, UnsafeModelError
 from lxn.models.rebuild import rebuild_eager
 from lxn.presets import InferenceModel, Preset
-from lxn.redact import is_secret_key, redact, redact_text, redact_uri, register_secret, split_userinfo
+from lxn.tracking_uri import DEFAULT_TRACKING_URI, _client, _client_uri, registry_client, resolve_tracking_uri
+from lxn.redact import is_secret_key, redact, redact_text, redact_uri
 
 __all__ = [
     "DEFAULT_TRACKING_URI",
@@ -74,7 +75,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 RUN_NAME_TAG = "lxn.run_name"
 # The SHA-256 of a version's data/model.pt2, recorded in the registry (not in the artifact store)
 # when the version is registered, and checked whenever it is loaded.
@@ -83,48 +83,6 @@ _PICKLE_SWITCH = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
 # Settings under which MLflow skips its pickle check when loading (mlflow.pytorch's
 # `_is_pickle_deserialization_allowed`: it trusts a Databricks runtime or model-serving container).
 _PICKLE_GUARD_OFF = ("DATABRICKS_RUNTIME_VERSION", "DATABRICKS_ENV_VERSION", "IS_IN_DB_MODEL_SERVING_ENV")
-
-
-def resolve_tracking_uri(uri: str | None = None) -> str:
-    """The argument, else MLFLOW_TRACKING_URI, else `sqlite:///mlflow.db`; a relative sqlite path
-    is made absolute, because Ray workers that log or load models run in other directories.
-
-    The result may carry credentials (`http://user:password@host`): pass it on, never print it
-    (`redact_uri`); the clients made from it take the credentials out (`_client_uri`).
-    """
-    uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        uri = prefix + str(Path(uri[len(prefix):]).resolve())
-    parts = urlsplit(uri)
-    if parts.scheme in ("http", "https"):
-        userinfo, _ = split_userinfo(uri.split("://", 1)[1])
-        if userinfo is not None:
-            register_secret(unquote(userinfo.partition(":")[2]))
-            register_secret(userinfo.partition(":")[2])
-            if userinfo != parts.netloc.rpartition("@")[0]:
-                raise TrackingError(f"tracking URI {redact_uri(uri)}: its password holds an unencoded '/' (or another "
-                                    "character a URI cannot carry there): percent-encode it ('/' is %2F), or give it "
-                                    "through MLFLOW_TRACKING_PASSWORD")
-        if parts.query or parts.fragment:
-            raise TrackingError(f"tracking URI {redact_uri(uri)} has a query or fragment, which MLflow cannot use; "
-                                "give a token through MLFLOW_TRACKING_TOKEN instead")
-    return uri
-
-
-def _client_uri(uri: str) -> str:
-    """`uri` as MLflow's clients get it: without `user:password@`, which move to MLflow's own
-    variables for this process (its REST client sends them as HTTP basic auth)."""
-    parts = urlsplit(uri)
-    if parts.scheme not in ("http", "https") or not (parts.username or parts.password):
-        return uri
-    register_secret(unquote(parts.password or ""))
-    os.environ["MLFLOW_TRACKING_USERNAME"] = unquote(parts.username or "")
-    os.environ["MLFLOW_TRACKING_PASSWORD"] = unquote(parts.password or "")
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def _auth_headers() -> dict[str, str]:
@@ -153,17 +111,6 @@ def safe_params(params: Mapping[str, Any]) -> dict[str, str]:
         text = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
         flat[key] = text[:6000]  # MLflow's param value limit
     return flat
-
-
-def _client(uri: str):
-    import mlflow
-
-    return mlflow.MlflowClient(tracking_uri=_client_uri(uri))
-
-
-def registry_client(uri: str | None = None):
-    """An MlflowClient for the registry at `uri` (default: MLFLOW_TRACKING_URI, then sqlite)."""
-    return _client(resolve_tracking_uri(uri))
 
 
 def classes_digest(class_names: Sequence[str]) -> str:

@@ -43,6 +43,7 @@ class DetectionBenchConfig:
     tracking_uri: str = setting("sqlite:///bench-out/accuracy/mlflow.db", "the MLflow store that holds --model")
     detector: str = setting("", "a detector trained on real-mark scenes to scan the same scenes with (jobs/benchmark.py detector registers one); empty: none")
     detector_tracking_uri: str = setting("", "the MLflow store that holds --detector (empty: --tracking-uri)")
+    detector_thresholds: list[float] = setting([], "also scan with the detector at these score thresholds (besides its version's)")
     num_brands: int = setting(20, "the real-marks classes the model was trained on (its --num-brands)")
     scenes: int = setting(200, "press scenes to generate and scan")
     tiles: list[str] = setting(["2,3", "2,3,4"], "tile settings to compare with the whole-image scan (comma-separated grids)")
@@ -130,15 +131,18 @@ def run(config: DetectionBenchConfig) -> dict[str, Any]:
         modes += [("whole image", config.model, config.tracking_uri, ())]
         modes += [(f"tiles {t}", config.model, config.tracking_uri, tuple(int(g) for g in t.split(","))) for t in config.tiles]
     if config.detector:
-        modes.append(("detector", config.detector, config.detector_tracking_uri or config.tracking_uri, ()))
+        store = config.detector_tracking_uri or config.tracking_uri
+        modes.append(("detector", config.detector, store, ()))
+        modes += [(f"detector at {t:g}", config.detector, store, (), t) for t in config.detector_thresholds]
     if not modes:
         raise ValueError("give --model (a classifier), --detector, or both")
     results = []
-    for label, model, tracking_uri, grids in modes:
+    for label, model, tracking_uri, grids, *fixed in modes:
+        threshold = fixed[0] if fixed else config.threshold
         out = root / "scans" / (label.replace(" ", "-").replace(",", "_"))
         started = time.monotonic()
         result = scan(ScanConfig(source=[str(scenes_dir)], out=str(out), model=model, tracking_uri=tracking_uri,
-                                 date="2000-01-01", tiles=list(grids) or None, threshold=config.threshold,
+                                 date="2000-01-01", tiles=list(grids) or None, threshold=threshold,
                                  batch_size=config.batch_size, progress_bars=False, full=True))
         wall = time.monotonic() - started
         table = pads.dataset(str(out), format="parquet", partitioning="hive").to_table(

@@ -48,6 +48,7 @@ class DetectorBenchConfig:
     classifier: str = setting("", "a classifier on the same brands to compare with (empty: the detector alone)")
     classifier_tracking_uri: str = setting("sqlite:///bench-out/accuracy/mlflow.db", "the store holding --classifier")
     tiles: list[str] = setting(["2,4,6"], "the classifier's tile settings to compare with")
+    detector_thresholds: list[float] = setting([0.3, 0.2], "also scan with the detector at these thresholds (besides its version's)")
     seed: int = setting(0, "training scenes' and training's seed")
 
 
@@ -90,7 +91,7 @@ def run(config: DetectorBenchConfig) -> dict[str, Any]:
     compared = detection.run(detection.DetectionBenchConfig(
         out=Path(config.out), model=config.classifier, tracking_uri=config.classifier_tracking_uri,
         detector=result.model.uri, detector_tracking_uri=tracking_uri, num_brands=config.num_brands,
-        scenes=config.test_scenes, tiles=list(config.tiles)))
+        scenes=config.test_scenes, tiles=list(config.tiles), detector_thresholds=list(config.detector_thresholds)))
     test = result.test_report
     summary = {
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()},

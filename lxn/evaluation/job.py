@@ -77,7 +77,7 @@ def run_evaluation(labelled: LabelledSet, model_uris: Sequence[str], *, tracking
                    out: str | None = None, tag_versions: bool = True, set_threshold: bool = False,
                    params: dict[str, Any] | None = None) -> Evaluation:
     """Score `labelled` with every model and report (see the module docstring)."""
-    from lxn.tracking import RunTracker, load_model, registry_client, resolve_model_uri, version_tags
+    from lxn.tracking import RunTracker, load_model, resolve_model_uri, version_tags
 
     refs = [resolve_model_uri(uri, tracking_uri) for uri in model_uris]  # once: the report names versions
     if len({r.uri for r in refs}) != len(refs):
@@ -119,7 +119,7 @@ def run_evaluation(labelled: LabelledSet, model_uris: Sequence[str], *, tracking
         tracker.finish("FAILED")
         raise
 
-    client = registry_client(tracking_uri)
+    versions = registry.Registry(tracking_uri)
     for ref, f in zip(refs, per_model):
         tags = registry.evaluation_tags(f, labelled.describe, tracker.run_id) if tag_versions else {}
         if set_threshold:
@@ -129,8 +129,7 @@ def run_evaluation(labelled: LabelledSet, model_uris: Sequence[str], *, tracking
                             "as it is", ref.uri, threshold_precision, labelled.describe)
             else:
                 tags.update(registry.threshold_tags(chosen, threshold_precision, labelled.describe))
-        for key, value in tags.items():
-            client.set_model_version_tag(ref.name, ref.version, key, value)
+        versions.set_tags(ref.name, ref.version, tags)
     return Evaluation(report, scored, tracker.run_id, tracker.url(), written)
 
 

@@ -88,6 +88,18 @@ def test_no_import_circle_and_no_arrow_from_production_into_the_benchmarks():
     assert "lxn.tracking" in graph["lxn.promote"]  # the graph is real: a known edge is in it
 
 
+def test_only_the_registry_module_changes_the_registry():
+    """Aliases, version tags, deletions and the lock go through lxn.registry.Registry; tracking
+    keeps the client it registers new versions with."""
+    calls = ("registry_client(", "set_registered_model_alias(", "set_model_version_tag(", "delete_model_version(",
+             "create_registered_model(", "get_model_version_by_alias(")
+    owners = {"lxn/registry.py", "lxn/tracking.py", "lxn/tracking_uri.py"}
+    found = sorted(f"{path.relative_to(ROOT)}: {call}" for path in (ROOT / "lxn").rglob("*.py")
+                   if str(path.relative_to(ROOT)) not in owners
+                   for call in calls if call in path.read_text())
+    assert found == []
+
+
 def test_the_lxn_command_runs_each_job_and_lists_them():
     lxn = Path(sys.executable).parent / "lxn"
     assert lxn.is_file(), "the [project.scripts] entry point is not installed: run `make venv`"
