@@ -219,7 +219,7 @@ class _Run:
         self.optimizer.load_state_dict(saved.pop("optimizer"))
         scaler, ema = saved.pop("scaler", None), saved.pop("ema", None)
         saved.pop("scheduler", None)  # checkpoints of lxn < 0.2 kept a StepLR; the schedule is now a function
-        if "best_val_acc" in saved:  # checkpoints of lxn < 0.3 named the best figure by the classifier's
+        if "best_val_acc" in saved:  # checkpoints written before detectors named the best figure the classifier's way
             saved["best_val"] = saved.pop("best_val_acc")
         if self.scaler is not None and scaler:
             self.scaler.load_state_dict(scaler)
@@ -228,7 +228,7 @@ class _Run:
         self.state, self.best_weights = saved, best
 
 
-def _build_run(config: TrainConfig, task, worker: Worker, num_classes: int) -> _Run:
+def _build_run(config: TrainConfig, worker: Worker, num_classes: int) -> _Run:
     """The model (identically initialised on every rank), SyncBN and DDP where asked, optimizer,
     loss scaler and weight average."""
     import ray.train.torch
@@ -282,7 +282,7 @@ def _train_and_test(config: TrainConfig, loop_config: dict[str, Any], worker: Wo
     recipe = config.resolved_recipe
     preset = Preset.from_dict(loop_config["preset"])
     task = task_for(config, preset, loop_config["class_names"])
-    run = _build_run(config, task, worker, len(task.model_classes))
+    run = _build_run(config, worker, len(task.model_classes))
     resumed = _restore(run, worker.rank)
     tracker = RunTracker(loop_config["tracking_uri"], loop_config["run_id"]) if worker.rank == 0 else None
     if tracker is not None and resumed:
