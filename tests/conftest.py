@@ -21,6 +21,14 @@ def pytest_configure(config):
     from lxn.ray_utils import keep_local_ray_on_loopback
 
     keep_local_ray_on_loopback()
+    # Test files run in several pytest-xdist workers at once: each takes its share of the cores
+    # for torch's own threads, or the workers' threads fight over them (a training test ran 3x
+    # slower with two workers of two threads each on two cores). Ray's processes set their own.
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
 
 
 def free_port() -> int:
