@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port, wait_for_port
+from tests.conftest import free_port, free_ports, wait_for_port
 
 # Credentials for the local endpoint only; they are dummies and never leave this machine.
 _S3_ENV = {
@@ -107,7 +107,7 @@ def ray_head(s3_endpoint):
     import psutil
 
     temp_dir = f"/tmp/lxnray-{uuid.uuid4().hex[:8]}"  # short: Unix socket paths are limited
-    port, dashboard = free_port(), free_port()
+    port, dashboard, agent, agent_grpc, runtime_env, metrics, client = free_ports(7)
     bin_dir = str(Path(sys.executable).parent)
     env = {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", "")}  # token: pytest_configure
     subprocess.run(
@@ -115,9 +115,9 @@ def ray_head(s3_endpoint):
          f"--dashboard-port={dashboard}", "--num-cpus=4", f"--temp-dir={temp_dir}", "--include-dashboard=true",
          "--disable-usage-stats",
          # Ports Ray would otherwise take by default, so another Ray on this machine cannot clash.
-         f"--dashboard-agent-listen-port={free_port()}", f"--dashboard-agent-grpc-port={free_port()}",
-         f"--runtime-env-agent-port={free_port()}", f"--metrics-export-port={free_port()}",
-         f"--ray-client-server-port={free_port()}"],
+         f"--dashboard-agent-listen-port={agent}", f"--dashboard-agent-grpc-port={agent_grpc}",
+         f"--runtime-env-agent-port={runtime_env}", f"--metrics-export-port={metrics}",
+         f"--ray-client-server-port={client}"],
         env=env, check=True, capture_output=True, timeout=180,
     )
     try:
