@@ -127,10 +127,10 @@ def _target_alias(config: BrandsConfig) -> str | None:
 
 def _load(config: BrandsConfig):
     from lxn.embeddings import embedding_model
-    from lxn.tracking import check_tracking, load_model, resolve_model_uri
+    from lxn.tracking import check_tracking, load_model
 
     tracking_uri = check_tracking(config.tracking_uri)
-    ref = resolve_model_uri(config.model, tracking_uri)
+    ref = registry.Registry(tracking_uri).resolve(config.model)
     loaded = load_model(ref.uri, tracking_uri)
     return tracking_uri, ref, loaded, embedding_model(loaded)  # NoEmbeddings (a ValueError) before any work
 
@@ -170,10 +170,10 @@ def remove(config: BrandsConfig) -> BrandChange:
 
 def listing(config: BrandsConfig) -> dict[str, Any]:
     """The version's brands: trained classes and prototypes (with their example counts)."""
-    from lxn.tracking import check_tracking, load_model, resolve_model_uri
+    from lxn.tracking import check_tracking, load_model
 
     tracking_uri = check_tracking(config.tracking_uri)
-    ref = resolve_model_uri(config.model, tracking_uri)
+    ref = registry.Registry(tracking_uri).resolve(config.model)
     loaded = load_model(ref.uri, tracking_uri)
     return {"model": ref.uri, "classes": loaded.class_names,
             "prototypes": [{"brand": p.brand, "examples": p.examples, "source": p.source, "added_at": p.added_at}
@@ -181,7 +181,7 @@ def listing(config: BrandsConfig) -> dict[str, Any]:
 
 
 def _register(config: BrandsConfig, tracking_uri: str, ref, loaded, model, table, params: dict) -> BrandChange:
-    from lxn.tracking import RunTracker, log_model, version_tags
+    from lxn.tracking import RunTracker, log_model
 
     alias = _target_alias(config)
     models = registry.Registry(tracking_uri)
@@ -190,13 +190,13 @@ def _register(config: BrandsConfig, tracking_uri: str, ref, loaded, model, table
         if pointed is not None and pointed != ref.version:
             raise ValueError(f"alias {alias!r} points at v{pointed}, not at the source v{ref.version}: "
                              f"name the version to move it from with --model models:/{ref.name}@{alias}")
-    source_tags = version_tags(ref, tracking_uri)
+    source_tags = models.tags(ref)
     tags = {k: source_tags[k] for k in _INHERITED_TAGS if k in source_tags}
     tags[registry.DERIVED_FROM] = ref.uri
     tags[registry.PROTOTYPE_BRANDS] = ",".join(table.brands)
     tracker = RunTracker.start(config.experiment, f"{params['action']}-{config.brand}", tracking_uri)
     try:
-        tracker.set_tags({"lxn.kind": "brands", "source_model": ref.uri})
+        tracker.set_tags({registry.KIND: "brands", "source_model": ref.uri})
         tracker.log_params({**params, "source_model": ref.uri, "prototype_brands": ",".join(table.brands) or "-"})
         new = log_model(tracker, model.model.eval(), preset=loaded.preset, class_names=loaded.class_names,
                         model_config=loaded.model_config, registered_model=ref.name, alias=None, tags=tags,

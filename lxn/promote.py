@@ -37,15 +37,15 @@ from lxn import registry
 from lxn.config import setting, to_dict
 from lxn.evaluation.scoring import ScoringSettings
 from lxn.errors import PromotionConflict
-from lxn.tracking import ModelRef, TrackingError, check_tracking
+from lxn.registry import ModelRef
+from lxn.tracking import TrackingError, check_tracking
 
 __all__ = ["PromoteConfig", "Decision", "PromotionConflict", "judge", "decide", "promote",
-           "measure_latency", "EXIT_REFUSED", "EXIT_CONFLICT"]
+           "measure_latency", "EXIT_REFUSED"]
 
 log = logging.getLogger(__name__)
 
 EXIT_REFUSED = 3    # a gate kept the champion
-EXIT_CONFLICT = 4   # another promotion moved the aliases while this one decided: nothing changed
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,7 +284,7 @@ def _record(config: PromoteConfig, decision: Decision, tracking_uri: str) -> Non
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
     tracker = RunTracker.start(config.experiment, f"promote-{decision.candidate.name}-v{decision.candidate.version}-{stamp}-"
                                f"{os.getpid()}", tracking_uri)
-    tracker.set_tags({"lxn.kind": "promotion", "candidate": decision.candidate.uri,
+    tracker.set_tags({registry.KIND: "promotion", "candidate": decision.candidate.uri,
                       "champion": decision.champion.uri if decision.champion else "none",
                       "decision": "promote" if decision.promote else "refuse", "dry_run": config.dry_run,
                       "rollback": decision.rollback, "evaluation_run": decision.evaluation_run or "none"})

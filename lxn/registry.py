@@ -1,9 +1,10 @@
 """The contract between training, the MLflow registry, promotion and the scan: the aliases, the
-tags a registered version carries and what their values mean. Run tracking (lxn.tracking) writes
-them; promotion and the scan read them; only this module names them.
+tags a registered version carries, the tags lxn puts on its MLflow runs, and what their values
+mean. Training writes them; promotion and the scan read them; only this module names them.
 
-Every registry operation lxn makes goes through `Registry` (resolve an alias, move one under the
-lock, tag or delete a version): no other module holds an MLflow client for the registry.
+Every registry operation lxn makes goes through `Registry` (register a version, resolve an alias,
+move one under the lock, tag, trust or delete a version): no other module holds an MLflow client
+for the registry. Run tracking and model packaging stay in lxn.tracking.
 
 A version's no-logo threshold: training chooses, on the validation split, the lowest threshold
 at which the scan's brand hits reach a target precision (`lxn.evidence.threshold_for_precision`)
@@ -13,21 +14,26 @@ and tags it; the scan uses it unless `--threshold` says otherwise, and records w
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import os
 import random
+import re
 import socket
 import time
 from typing import Any, Iterator, Mapping
 
-from lxn.errors import PromotionConflict
+from lxn.errors import PromotionConflict, TrackingError, UnsafeModelError
+from lxn.tracking_uri import _client, fluent, resolve_tracking_uri
 
 __all__ = ["CHALLENGER", "CHAMPION", "PREVIOUS_CHAMPION", "TEST_TOP1", "TEST_F1_MACRO", "TEST_MAP50", "TEST_MAP", "DATASET", "RUN_NAME",
            "CLASSES_SHA", "PT2_SHA256", "THRESHOLD", "THRESHOLD_TARGET", "THRESHOLD_SOURCE", "DEFAULT_THRESHOLD",
            "EVAL_TOP1", "EVAL_F1_MACRO", "EVAL_SET", "EVAL_RUN", "threshold_tags", "scan_threshold",
            "evaluation_tags", "PROMOTED_AT", "PROMOTION_RUN", "DERIVED_FROM", "PROTOTYPE_BRANDS", "UNKNOWN_BELOW",
-           "scan_unknown_below", "FORCED_OVER", "ALIAS_MOVED_FROM", "LOCK_SUFFIX", "Registry"]
+           "scan_unknown_below", "FORCED_OVER", "ALIAS_MOVED_FROM", "LOCK_SUFFIX", "RUN_ID", "KIND", "RESUME_NAME",
+           "REGISTERED_VERSION", "RUN_DATASET", "RUN_MODEL", "RUN_RECIPE", "RUN_SEED", "GRID", "ModelRef",
+           "Registry"]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,7 @@ TEST_MAP50 = "test_map_50"             # a detector's: COCO mAP@0.5 on the test 
 TEST_MAP = "test_map"                  # a detector's: COCO mAP@[.5:.95]
 DATASET = "dataset"                    # the prepared dataset's URI: test figures compare only within one
 RUN_NAME = "run_name"
+RUN_ID = "run_id"                      # the training run that logged the version
 CLASSES_SHA = "classes_sha"            # digest of the ordered class list: what a reported brand means
 PT2_SHA256 = "lxn.pt2_sha256"          # the exported archive's digest, checked before every load
 THRESHOLD = "lxn.threshold"            # the scan's default no-logo threshold for this version
@@ -72,6 +79,16 @@ DEFAULT_THRESHOLD = 0.5                # a version without a chosen threshold
 DERIVED_FROM = "lxn.derived_from"      # the version whose weights a prototype version carries
 PROTOTYPE_BRANDS = "lxn.prototype_brands"  # comma-separated, for reading in the MLflow UI
 UNKNOWN_BELOW = "lxn.unknown_below"    # the scan's default open-set cut (cosine similarity); none: off
+
+# run tags (MLflow runs, not versions): what a run is and how jobs find it again
+KIND = "lxn.kind"                      # "scan", "evaluation", "promotion", "brands", "paper-tables"
+RESUME_NAME = "lxn.run_name"           # a job re-run with the same run name resumes the unfinished run
+REGISTERED_VERSION = "lxn.registered_version"  # on a training run: the version it registered ("" if none)
+RUN_DATASET = "lxn.dataset"            # on a training run: the prepared dataset, model name, recipe, seed
+RUN_MODEL = "lxn.model"
+RUN_RECIPE = "lxn.recipe"
+RUN_SEED = "lxn.seed"
+GRID = "lxn.grid"                      # the grid (jobs/grid.py) a training run belongs to
 
 
 def threshold_tags(choice: Mapping[str, Any] | None, target: float, source: str) -> dict[str, str]:
@@ -126,13 +143,75 @@ def scan_unknown_below(flag: float | None, tags: Mapping[str, str]) -> tuple[flo
     return cut, f"version tag {UNKNOWN_BELOW}"
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelRef:
+    """A registered model version: `models:/name/version`."""
+
+    name: str
+    version: str
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+_MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[A-Za-z0-9_\-]+))$")
+
+
 class Registry:
-    """The MLflow model registry at `tracking_uri`, as lxn uses it."""
+    """The MLflow model registry at `tracking_uri` (default: MLFLOW_TRACKING_URI, then the local
+    sqlite store), as lxn uses it."""
 
-    def __init__(self, tracking_uri: str | None) -> None:
-        from lxn.tracking_uri import registry_client
+    def __init__(self, tracking_uri: str | None = None) -> None:
+        self.uri = resolve_tracking_uri(tracking_uri)
+        self.client = _client(self.uri)
 
-        self.client = registry_client(tracking_uri)
+    def resolve(self, uri: str) -> ModelRef:
+        """`models:/name@alias` or `models:/name/version` -> the concrete version, resolved once."""
+        match = _MODEL_URI.match(uri)
+        if not match:
+            raise ValueError(f"model URI must look like models:/<name>@<alias> or models:/<name>/<version>, got {uri!r}")
+        if match["version"]:
+            return ModelRef(match["name"], match["version"])
+        try:
+            return ModelRef(match["name"], str(self.client.get_model_version_by_alias(match["name"], match["alias"]).version))
+        except Exception as exc:  # noqa: BLE001
+            raise TrackingError(f"cannot resolve {uri}: {exc}") from None
+
+    def tags(self, ref: ModelRef) -> dict[str, str]:
+        """The registered version's tags (what they mean: this module's constants)."""
+        try:
+            return dict(self.client.get_model_version(ref.name, ref.version).tags)
+        except Exception as exc:  # noqa: BLE001
+            raise TrackingError(f"cannot read {ref.uri}: {exc}") from None
+
+    def register(self, model_uri: str, name: str, tags: Mapping[str, Any], alias: str | None) -> ModelRef:
+        """Register the logged model `model_uri` as a new version of `name`, tag it and point
+        `alias` at it. If tagging or aliasing fails, the version is deleted again: a failure never
+        leaves a half-registered version for the scan or promotion to find."""
+        import mlflow
+
+        with fluent(self.uri):  # artifact URIs (mlflow-artifacts:/ on a server) resolve against it
+            ref = ModelRef(name, str(mlflow.register_model(model_uri, name).version))
+        try:
+            self.set_tags(ref.name, ref.version, tags)
+            if alias:
+                self.point(ref.name, alias, ref.version)
+        except Exception:
+            self.delete_version(ref.name, ref.version)
+            raise
+        return ref
+
+    def record_digest(self, ref: ModelRef, sha256: str) -> None:
+        """Record `sha256` as the version's PT2_SHA256 (for a version registered without one). A
+        digest already recorded is never replaced: a different archive under a trusted version is
+        what the digest exists to catch."""
+        recorded = self.tags(ref).get(PT2_SHA256)
+        if recorded and recorded != sha256:
+            raise UnsafeModelError(f"{ref.uri} already records SHA-256 {recorded[:16]}..., not {sha256[:16]}...: "
+                                   "its archive changed after registration; register the model again instead")
+        if not recorded:
+            self.client.set_model_version_tag(ref.name, ref.version, PT2_SHA256, sha256)
 
     def version(self, name: str, alias: str):
         """The version `name@alias` points at (an MLflow ModelVersion), or None."""

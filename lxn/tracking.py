@@ -1,4 +1,5 @@
-"""Everything that talks to MLflow: runs, metrics, artifacts, model packaging and the registry.
+"""MLflow runs, metrics and artifacts, and model packaging: export, verify and load. The registry's
+operations and every tag name are lxn.registry's.
 
 * Tracking URI: an explicit argument, else MLFLOW_TRACKING_URI, else the embedded default
   `sqlite:///mlflow.db` (MLflow 3 refuses the old `./mlruns` file store). On a cluster point
@@ -43,7 +44,8 @@ from lxn import registry
 from lxn.errors import TrackingError, UnsafeModelError
 from lxn.models.rebuild import rebuild_eager
 from lxn.presets import InferenceModel, Preset
-from lxn.tracking_uri import DEFAULT_TRACKING_URI, _client, _client_uri, registry_client, resolve_tracking_uri
+from lxn.registry import ModelRef, Registry
+from lxn.tracking_uri import DEFAULT_TRACKING_URI, _client, _client_uri, fluent, resolve_tracking_uri
 from lxn.redact import is_secret_key, redact, redact_text, redact_uri
 
 __all__ = [
@@ -60,25 +62,15 @@ __all__ = [
     "LoadedModel",
     "log_model",
     "load_model",
-    "resolve_model_uri",
-    "set_alias",
     "rebuild_eager",
-    "registry_client",
     "classes_digest",
     "verify_model_dir",
     "UnsafeModelError",
-    "PT2_SHA256_TAG",
-    "version_tags",
     "artifact_sha256",
-    "record_digest",
 ]
 
 log = logging.getLogger(__name__)
 
-RUN_NAME_TAG = "lxn.run_name"
-# The SHA-256 of a version's data/model.pt2, recorded in the registry (not in the artifact store)
-# when the version is registered, and checked whenever it is loaded.
-PT2_SHA256_TAG = registry.PT2_SHA256
 _PICKLE_SWITCH = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
 # Settings under which MLflow skips its pickle check when loading (mlflow.pytorch's
 # `_is_pickle_deserialization_allowed`: it trusts a Databricks runtime or model-serving container).
@@ -118,19 +110,6 @@ def classes_digest(class_names: Sequence[str]) -> str:
     import hashlib
 
     return hashlib.sha256(json.dumps(list(class_names)).encode()).hexdigest()[:16]
-
-
-@contextlib.contextmanager
-def _fluent(uri: str) -> Iterator[None]:
-    """MLflow's model-logging API only works through its global tracking URI: set it briefly."""
-    import mlflow
-
-    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
-    mlflow.set_tracking_uri(_client_uri(uri))
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(previous) if previous else mlflow.set_tracking_uri(resolve_tracking_uri())
 
 
 def _probe(request: urllib.request.Request, attempts: int = 3, timeout: float = 10.0) -> None:
@@ -210,7 +189,7 @@ class RunTracker:
         experiment_id = _experiment_id(client, uri, experiment)
         previous = client.search_runs(
             [experiment_id],
-            filter_string=f"tags.`{RUN_NAME_TAG}` = '{run_name}' and attributes.status != 'FINISHED'",
+            filter_string=f"tags.`{registry.RESUME_NAME}` = '{run_name}' and attributes.status != 'FINISHED'",
             order_by=["attributes.start_time DESC"],
             max_results=1,
         )
@@ -219,7 +198,7 @@ class RunTracker:
             client.update_run(run_id, status="RUNNING")
             log.info("resuming MLflow run %s (%s)", run_id, run_name)
         else:
-            run_id = client.create_run(experiment_id, run_name=run_name, tags={RUN_NAME_TAG: run_name}).info.run_id
+            run_id = client.create_run(experiment_id, run_name=run_name, tags={registry.RESUME_NAME: run_name}).info.run_id
         return cls(uri, run_id)
 
     @staticmethod
@@ -231,7 +210,7 @@ class RunTracker:
             return None
         runs = client.search_runs(
             [found.experiment_id],
-            filter_string=f"tags.`{RUN_NAME_TAG}` = '{run_name}' and attributes.status = 'FINISHED'",
+            filter_string=f"tags.`{registry.RESUME_NAME}` = '{run_name}' and attributes.status = 'FINISHED'",
             order_by=["attributes.start_time DESC"],
             max_results=1,
         )
@@ -309,18 +288,6 @@ class RunTracker:
             monitor.finish()
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelRef:
-    """A registered model version: `models:/name/version`."""
-
-    name: str
-    version: str
-
-    @property
-    def uri(self) -> str:
-        return f"models:/{self.name}/{self.version}"
-
-
 @dataclasses.dataclass
 class LoadedModel:
     """A registered model ready to predict: `module(uint8 (B, S, S, 3))` gives logits (B, K) for a
@@ -385,9 +352,8 @@ def log_model(
 ) -> ModelRef | None:
     """Export `model` with its preprocessing, log it to the run, and register it with `alias`.
 
-    Registration happens only after the model and its metadata are fully logged; if tagging or
-    aliasing the new version fails, the version is deleted again, so a failure never leaves a
-    half-registered model behind.
+    Registration (`Registry.register`) happens only after the model and its metadata are fully
+    logged, with the archive's digest among the version's tags.
     """
     import mlflow
 
@@ -408,7 +374,7 @@ def log_model(
             **dict(extra_metadata or {}),  # e.g. lxn.prototypes' table
         }
     }
-    with _fluent(tracker.uri), mlflow.start_run(run_id=tracker.run_id):
+    with fluent(tracker.uri), mlflow.start_run(run_id=tracker.run_id):
         info = mlflow.pytorch.log_model(
             wrapped,
             name="model",
@@ -419,23 +385,11 @@ def log_model(
         )
     if registered_model is None:
         return None
-    client = tracker.client
-    with _fluent(tracker.uri):  # artifact URIs (mlflow-artifacts:/ on a server) resolve against it
-        digest = _logged_pt2_sha256(client, info.model_id)
-        version = mlflow.register_model(info.model_uri, registered_model).version
-    ref = ModelRef(registered_model, str(version))
-    try:
-        client.set_model_version_tag(ref.name, ref.version, PT2_SHA256_TAG, digest)
-        client.set_model_version_tag(ref.name, ref.version, "run_id", tracker.run_id)
-        client.set_model_version_tag(ref.name, ref.version, registry.CLASSES_SHA, classes_digest(class_names))
-        for key, value in redact(dict(tags or {})).items():
-            client.set_model_version_tag(ref.name, ref.version, key, str(value))
-        if alias:
-            client.set_registered_model_alias(ref.name, alias, ref.version)
-    except Exception:
-        client.delete_model_version(ref.name, ref.version)
-        raise
-    return ref
+    with fluent(tracker.uri):  # artifact URIs (mlflow-artifacts:/ on a server) resolve against it
+        digest = _logged_pt2_sha256(tracker.client, info.model_id)
+    version_tags = {registry.PT2_SHA256: digest, registry.RUN_ID: tracker.run_id,
+                    registry.CLASSES_SHA: classes_digest(class_names), **redact(dict(tags or {}))}
+    return Registry(tracker.uri).register(info.model_uri, registered_model, version_tags, alias)
 
 
 def _sha256(path: Path) -> str:
@@ -536,36 +490,6 @@ def _pickle_guard_on() -> None:
             log.warning("%s is set: removed for this process, since MLflow would load pickled models under it", name)
 
 
-_MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:/(?P<version>\d+)|@(?P<alias>[A-Za-z0-9_\-]+))$")
-
-
-def resolve_model_uri(uri: str, tracking_uri: str | None = None) -> ModelRef:
-    """`models:/name@alias` or `models:/name/version` -> the concrete version, resolved once."""
-    match = _MODEL_URI.match(uri)
-    if not match:
-        raise ValueError(f"model URI must look like models:/<name>@<alias> or models:/<name>/<version>, got {uri!r}")
-    name = match["name"]
-    if match["version"]:
-        return ModelRef(name, match["version"])
-    client = _client(resolve_tracking_uri(tracking_uri))
-    try:
-        return ModelRef(name, str(client.get_model_version_by_alias(name, match["alias"]).version))
-    except Exception as exc:  # noqa: BLE001
-        raise TrackingError(f"cannot resolve {uri}: {exc}") from None
-
-
-def version_tags(ref: ModelRef, tracking_uri: str | None = None) -> dict[str, str]:
-    """The registered version's tags (see lxn.registry for what they mean)."""
-    try:
-        return dict(_client(resolve_tracking_uri(tracking_uri)).get_model_version(ref.name, ref.version).tags)
-    except Exception as exc:  # noqa: BLE001
-        raise TrackingError(f"cannot read {ref.uri}: {exc}") from None
-
-
-def set_alias(ref: ModelRef, alias: str, tracking_uri: str | None = None) -> None:
-    _client(resolve_tracking_uri(tracking_uri)).set_registered_model_alias(ref.name, alias, ref.version)
-
-
 def artifact_sha256(ref: ModelRef, tracking_uri: str | None = None, expected: str | None = None) -> str:
     """The SHA-256 of a registered version's data/model.pt2, after the same checks a load makes
     (only an lxn pt2 model's files, the digest `expected` if given, no pickled payload); nothing
@@ -574,26 +498,13 @@ def artifact_sha256(ref: ModelRef, tracking_uri: str | None = None, expected: st
 
     _pickle_guard_on()
     tracking_uri = resolve_tracking_uri(tracking_uri)
-    with _fluent(tracking_uri), tempfile.TemporaryDirectory(prefix="lxn-trust-") as tmp, _mlflow_refusal(ref.uri):
+    with fluent(tracking_uri), tempfile.TemporaryDirectory(prefix="lxn-trust-") as tmp, _mlflow_refusal(ref.uri):
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=ref.uri, dst_path=tmp))
         try:
             verify_model_dir(local, expected)
         except UnsafeModelError as exc:
             raise UnsafeModelError(f"{ref.uri}: {exc}") from None
         return _sha256(local / "data/model.pt2")
-
-
-def record_digest(ref: ModelRef, sha256: str, tracking_uri: str | None = None) -> None:
-    """Record `sha256` as the version's digest (for a version registered without one). A digest
-    already recorded is never replaced: a different archive under a trusted version is what the
-    digest exists to catch."""
-    tracking_uri = resolve_tracking_uri(tracking_uri)
-    recorded = version_tags(ref, tracking_uri).get(PT2_SHA256_TAG)
-    if recorded and recorded != sha256:
-        raise UnsafeModelError(f"{ref.uri} already records SHA-256 {recorded[:16]}..., not {sha256[:16]}...: "
-                               "its archive changed after registration; register the model again instead")
-    if not recorded:
-        _client(tracking_uri).set_model_version_tag(ref.name, ref.version, PT2_SHA256_TAG, sha256)
 
 
 def load_model(uri: str, tracking_uri: str | None = None, device: str | torch.device = "cpu",
@@ -614,17 +525,18 @@ def load_model(uri: str, tracking_uri: str | None = None, device: str | torch.de
 
     _pickle_guard_on()
     tracking_uri = resolve_tracking_uri(tracking_uri)
-    ref = resolve_model_uri(uri, tracking_uri) if uri.startswith("models:/") else None
+    versions = Registry(tracking_uri) if uri.startswith("models:/") else None
+    ref = versions.resolve(uri) if versions else None
     source = ref.uri if ref else uri
     expected = None
     if ref is not None:
-        expected = version_tags(ref, tracking_uri).get(PT2_SHA256_TAG)
+        expected = versions.tags(ref).get(registry.PT2_SHA256)
         if not expected:
             raise UnsafeModelError(
-                f"{ref.uri} has no {PT2_SHA256_TAG} tag (registered by an older lxn, or the tag was removed), so its "
+                f"{ref.uri} has no {registry.PT2_SHA256} tag (registered by an older lxn, or the tag was removed), so its "
                 f"weights cannot be checked: refusing to load it. If you trust it, record its digest with "
                 f"`python jobs/trust.py {ref.uri}`, or register the model again")
-    with _fluent(tracking_uri), tempfile.TemporaryDirectory(prefix="lxn-model-") as tmp, _mlflow_refusal(source):
+    with fluent(tracking_uri), tempfile.TemporaryDirectory(prefix="lxn-model-") as tmp, _mlflow_refusal(source):
         local = Path(source) if Path(source).is_dir() else Path(
             mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp)
         )
@@ -674,6 +586,6 @@ def run_json(run_id: str, artifact_path: str, uri: str | None = None) -> Any:
     """A JSON artifact of a run (e.g. the test report training logs under `test/`)."""
     import mlflow
 
-    with _fluent(resolve_tracking_uri(uri)), tempfile.TemporaryDirectory(prefix="lxn-artifact-") as tmp:
+    with fluent(resolve_tracking_uri(uri)), tempfile.TemporaryDirectory(prefix="lxn-artifact-") as tmp:
         local = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_path, dst_path=tmp)
         return json.loads(Path(local).read_text())

@@ -5,14 +5,16 @@ variables. Light (no torch, no MLflow at import): run tracking (lxn.tracking) an
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from lxn.errors import TrackingError
 from lxn.redact import redact_uri, register_secret, split_userinfo
 
-__all__ = ["DEFAULT_TRACKING_URI", "resolve_tracking_uri", "registry_client"]
+__all__ = ["DEFAULT_TRACKING_URI", "resolve_tracking_uri", "fluent"]
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 
@@ -65,6 +67,15 @@ def _client(uri: str):
     return mlflow.MlflowClient(tracking_uri=_client_uri(uri))
 
 
-def registry_client(uri: str | None = None):
-    """An MlflowClient for the registry at `uri` (default: MLFLOW_TRACKING_URI, then sqlite)."""
-    return _client(resolve_tracking_uri(uri))
+@contextlib.contextmanager
+def fluent(uri: str) -> Iterator[None]:
+    """MLflow's model-logging and registering API only works through its global tracking URI:
+    set it briefly."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
+    mlflow.set_tracking_uri(_client_uri(uri))
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous) if previous else mlflow.set_tracking_uri(resolve_tracking_uri())

@@ -77,12 +77,13 @@ def run_evaluation(labelled: LabelledSet, model_uris: Sequence[str], *, tracking
                    out: str | None = None, tag_versions: bool = True, set_threshold: bool = False,
                    params: dict[str, Any] | None = None) -> Evaluation:
     """Score `labelled` with every model and report (see the module docstring)."""
-    from lxn.tracking import RunTracker, load_model, resolve_model_uri, version_tags
+    from lxn.tracking import RunTracker, load_model
 
-    refs = [resolve_model_uri(uri, tracking_uri) for uri in model_uris]  # once: the report names versions
+    versions = registry.Registry(tracking_uri)
+    refs = [versions.resolve(uri) for uri in model_uris]  # once: the report names versions
     if len({r.uri for r in refs}) != len(refs):
         raise ValueError(f"{list(model_uris)} name the same version more than once")
-    thresholds = [registry.scan_threshold(threshold, version_tags(r, tracking_uri)) for r in refs]
+    thresholds = [registry.scan_threshold(threshold, versions.tags(r)) for r in refs]
     loaded = [load_model(r.uri, tracking_uri, "cpu") for r in refs]  # a model that is not lxn's fails here
     scored = score(labelled, loaded, tracking_uri, options)
     del loaded
@@ -99,7 +100,7 @@ def run_evaluation(labelled: LabelledSet, model_uris: Sequence[str], *, tracking
 
     tracker = RunTracker.start(experiment, _run_name(refs, labelled), tracking_uri)
     try:
-        tracker.set_tags({"lxn.kind": "evaluation", "labelled": labelled.describe[:5000],
+        tracker.set_tags({registry.KIND: "evaluation", "labelled": labelled.describe[:5000],
                           "models": ", ".join(r.uri for r in refs)})
         tracker.log_params({**(params or {}), "resolved_models": [r.uri for r in refs],
                             "thresholds": [f"{t:.4f} ({s})" for t, s in thresholds]})
@@ -119,7 +120,6 @@ def run_evaluation(labelled: LabelledSet, model_uris: Sequence[str], *, tracking
         tracker.finish("FAILED")
         raise
 
-    versions = registry.Registry(tracking_uri)
     for ref, f in zip(refs, per_model):
         tags = registry.evaluation_tags(f, labelled.describe, tracker.run_id) if tag_versions else {}
         if set_threshold:

@@ -25,7 +25,8 @@ from lxn.ray_utils import cluster_shape, init_ray, read_parquet
 from lxn.scan.fetch import fetch_and_decode
 from lxn.scan.pipeline import configure_data_context, decode_memory, plan_actors
 from lxn.scan.predictor import nullable_strings
-from lxn.tracking import LoadedModel, ModelRef
+from lxn.registry import ModelRef
+from lxn.tracking import LoadedModel
 
 __all__ = ["ScoringSettings", "ModelScores", "Scored", "Scorer", "score"]
 

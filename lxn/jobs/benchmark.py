@@ -19,8 +19,8 @@ import sys
 
 from lxn.benchmarks import (accuracy, decode_throughput, detection, detector_training, model_efficiency, onboarding,
                             prepare_throughput, scan_throughput, search_speed, train_throughput)
+from lxn.cli import run_job
 from lxn.config import add_arguments, from_namespace
-from lxn.logs import configure_logging
 
 BENCHMARKS = {
     "model": ("model efficiency table (the paper's Table 7)", model_efficiency.ModelBenchConfig),
@@ -44,20 +44,22 @@ MODULES = {"model": model_efficiency, "prepare": prepare_throughput, "train": tr
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_job(lambda: _benchmark(argv), print)
+
+
+def _benchmark(argv: list[str] | None) -> str:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     for name, (help_text, config_cls) in BENCHMARKS.items():
         add_arguments(commands.add_parser(name, help=help_text), config_cls)
     args = parser.parse_args(argv)
-    configure_logging()
     config = from_namespace(BENCHMARKS[args.command][1], _without(args, "command"))
     module = MODULES[args.command]
     if args.command == "model":
-        print(module.markdown_table(module.run(config), config))
+        table = module.markdown_table(module.run(config), config)
     else:
-        print(module.markdown_table(module.run(config)))
-    print(f"\nwrote figures under {config.out}")
-    return 0
+        table = module.markdown_table(module.run(config))
+    return f"{table}\n\nwrote figures under {config.out}"
 
 
 def _without(namespace: argparse.Namespace, *names: str) -> argparse.Namespace:

@@ -15,14 +15,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 
 from lxn.brands import BrandsConfig, add, listing, remove
-from lxn.cli import BAD_INPUT, configure_logging, fail
+from lxn.cli import run_job
 from lxn.config import add_arguments, from_namespace
-from lxn.promote import EXIT_CONFLICT, PromotionConflict
-from lxn.redact import redact, redact_text
 
 
 COMMANDS = {"add": add, "remove": remove, "list": listing}
@@ -39,19 +36,13 @@ def parse_config(argv: list[str] | None = None) -> tuple[str, BrandsConfig]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    configure_logging()
-    try:
-        command, config = parse_config(argv)
-        result = COMMANDS[command](config)
-        if not isinstance(result, dict):
-            result = dataclasses.asdict(result)
-    except PromotionConflict as exc:
-        print(f"conflict: {redact_text(str(exc))}", file=sys.stderr)
-        return EXIT_CONFLICT
-    except BAD_INPUT as exc:
-        return fail(exc)
-    print(json.dumps(redact(result), indent=1))
-    return 0
+    return run_job(lambda: _brands(argv))
+
+
+def _brands(argv: list[str] | None) -> dict:
+    command, config = parse_config(argv)
+    result = COMMANDS[command](config)
+    return result if isinstance(result, dict) else dataclasses.asdict(result)
 
 
 if __name__ == "__main__":

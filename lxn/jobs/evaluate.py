@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lxn.cli import BAD_INPUT, configure_logging, fail
+from lxn.cli import run_job
 from lxn.config import add_arguments, from_namespace
 from lxn.evaluation.job import EvaluateConfig, evaluate
 from lxn.evaluation.report import headline
@@ -32,16 +32,19 @@ def parse_config(argv: list[str] | None = None) -> EvaluateConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    configure_logging()
-    try:
-        config = parse_config(argv)
-        check_reach(config)  # on a multi-node cluster: nothing only this node has
-        evaluation = evaluate(config)
-    except BAD_INPUT as exc:
-        return fail(exc)
+    return run_job(lambda: _evaluate(argv), _show)
+
+
+def _evaluate(argv: list[str] | None):
+    config = parse_config(argv)
+    check_reach(config)  # on a multi-node cluster: nothing only this node has
+    return config, evaluate(config)
+
+
+def _show(done) -> None:
+    config, evaluation = done
     print(redact_text(headline(evaluation.report)))
     print(redact_text(f"report: {evaluation.run_url}" + (f" and {config.out}" if config.out else "")))
-    return 0
 
 
 if __name__ == "__main__":

@@ -9,14 +9,12 @@ Writes OUT/split={train,val,test}/*.parquet, OUT/quarantine.json and, last, OUT/
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from lxn.cli import BAD_INPUT, configure_logging, fail
+from lxn.cli import print_json, run_job
 from lxn.config import add_arguments, from_namespace
 from lxn.data.prepare import PrepareConfig
 from lxn.preflight import check_reach
-from lxn.redact import redact
 
 
 def parse_config(argv: list[str] | None = None) -> PrepareConfig:
@@ -27,18 +25,21 @@ def parse_config(argv: list[str] | None = None) -> PrepareConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    configure_logging()
-    try:
-        config = parse_config(argv)
-        check_reach(config, uses_tracking=config.embedding_model is not None)  # multi-node: nothing node-local
-        from lxn.data.prepare import run
-        from lxn.ray_utils import init_ray
+    return run_job(lambda: _prepare(argv), lambda done: print_json(_summary(*done)))
 
-        init_ray()
-        manifest = run(config)
-    except BAD_INPUT as exc:
-        return fail(exc)
-    summary = {
+
+def _prepare(argv: list[str] | None):
+    config = parse_config(argv)
+    check_reach(config, uses_tracking=config.embedding_model is not None)  # multi-node: nothing node-local
+    from lxn.data.prepare import run
+    from lxn.ray_utils import init_ray
+
+    init_ray()
+    return config, run(config)
+
+
+def _summary(config, manifest) -> dict:
+    return {
         "out": config.out,
         "classes": manifest.num_classes,
         "images": {split: manifest.split_size(split) for split in ("train", "val", "test")},
@@ -48,8 +49,6 @@ def main(argv: list[str] | None = None) -> int:
         "mean": [round(v, 4) for v in manifest.mean],
         "std": [round(v, 4) for v in manifest.std],
     }
-    print(json.dumps(redact(summary), indent=2))
-    return 0
 
 
 if __name__ == "__main__":

@@ -13,14 +13,13 @@ changed the registry meanwhile (nothing changed: run again), 2 bad input.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from lxn.cli import BAD_INPUT, configure_logging, fail
+from lxn.cli import print_json, run_job
 from lxn.config import add_arguments, from_namespace
 from lxn.preflight import check_reach
-from lxn.promote import EXIT_CONFLICT, EXIT_REFUSED, PromoteConfig, PromotionConflict, markdown, promote
-from lxn.redact import redact, redact_text
+from lxn.promote import EXIT_REFUSED, PromoteConfig, markdown, promote
+from lxn.redact import redact_text
 
 
 def parse_config(argv: list[str] | None = None) -> PromoteConfig:
@@ -31,18 +30,18 @@ def parse_config(argv: list[str] | None = None) -> PromoteConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    configure_logging()
-    try:
-        config = parse_config(argv)
-        check_reach(config)  # a job on a multi-node cluster: its registry must be the shared server
-        decision = promote(config)
-    except PromotionConflict as exc:
-        print(f"conflict: {redact_text(str(exc))}", file=sys.stderr)
-        return EXIT_CONFLICT
-    except BAD_INPUT as exc:
-        return fail(exc)
+    return run_job(lambda: _promote(argv), _show)
+
+
+def _promote(argv: list[str] | None):
+    config = parse_config(argv)
+    check_reach(config)  # a job on a multi-node cluster: its registry must be the shared server
+    return promote(config)
+
+
+def _show(decision) -> int:
     print(redact_text(markdown(decision)), file=sys.stderr)
-    print(json.dumps(redact(decision.to_dict()), indent=2))
+    print_json(decision.to_dict())
     return 0 if decision.promote or decision.applied else EXIT_REFUSED
 
 

@@ -14,22 +14,26 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lxn.cli import BAD_INPUT, configure_logging, fail
+from lxn.cli import run_job
 from lxn.config import add_arguments, from_namespace
 from lxn.train.paper_report import ReportConfig, report
 
 
 def main(argv: list[str] | None = None) -> int:
-    configure_logging()
-    try:
-        parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-        config = from_namespace(ReportConfig, add_arguments(parser, ReportConfig).parse_args(argv))
-        _, tables_md, url, _ = report(config)
-    except BAD_INPUT as exc:
-        return fail(exc)
+    return run_job(lambda: _report(argv), _show)
+
+
+def _report(argv: list[str] | None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    config = from_namespace(ReportConfig, add_arguments(parser, ReportConfig).parse_args(argv))
+    _, tables_md, url, _ = report(config)
+    return config, tables_md, url
+
+
+def _show(done) -> None:
+    config, tables_md, url = done
     print(tables_md)
     print(f"report: {url}" + (f" and {config.out}" if config.out else ""))
-    return 0
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from lxn.cli import BAD_INPUT, configure_logging, fail
+from lxn.cli import run_job
 from lxn.preflight import check_reach
 from lxn.redact import redact
 from lxn.scan.config import parse_scan_config
@@ -25,24 +25,28 @@ parse_config = parse_scan_config
 
 
 def main(argv: list[str] | None = None) -> int:
-    configure_logging()
-    from lxn.scan.pipeline import format_summary, run
+    return run_job(lambda: _scan(argv), _show)
 
-    try:
-        config = parse_scan_config(argv, description=__doc__)
-        demo = not config.source and not config.manifest
-        check_reach(config, demo=demo)  # on a multi-node cluster: nothing only this node has
-        if demo:
-            from lxn.demo import nightly_images
 
-            config = dataclasses.replace(config, source=[nightly_images("lxn-local")])
-        result = run(config)
-    except BAD_INPUT as exc:  # bad input, unreachable services: a one-line reason, exit 2
-        return fail(exc)
+def _scan(argv: list[str] | None):
+    from lxn.scan.pipeline import run
+
+    config = parse_scan_config(argv, description=__doc__)
+    demo = not config.source and not config.manifest
+    check_reach(config, demo=demo)  # on a multi-node cluster: nothing only this node has
+    if demo:
+        from lxn.demo import nightly_images
+
+        config = dataclasses.replace(config, source=[nightly_images("lxn-local")])
+    return run(config)
+
+
+def _show(result) -> None:
+    from lxn.scan.pipeline import format_summary
+
     if result.already_committed:
         print(f"scan {result.scan_id} was already committed; its summary:")
     print(redact(format_summary(result.manifest)))
-    return 0
 
 
 if __name__ == "__main__":

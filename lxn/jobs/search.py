@@ -10,25 +10,21 @@ Exit status: 0 done (also with no hits), 2 bad input.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
-from lxn.cli import BAD_INPUT, configure_logging, fail
+from lxn.cli import run_job
 from lxn.config import add_arguments, from_namespace
-from lxn.redact import redact
 from lxn.search import SearchConfig, search
 
 
 def main(argv: list[str] | None = None) -> int:
-    configure_logging()
-    try:
-        parser = add_arguments(argparse.ArgumentParser(description=__doc__,
-                                                       formatter_class=argparse.RawDescriptionHelpFormatter), SearchConfig)
-        result = search(from_namespace(SearchConfig, parser.parse_args(argv)))
-    except BAD_INPUT as exc:
-        return fail(exc)
-    print(json.dumps(redact(result), indent=1))
-    return 0
+    return run_job(lambda: _search(argv))
+
+
+def _search(argv: list[str] | None):
+    parser = add_arguments(argparse.ArgumentParser(description=__doc__,
+                                                   formatter_class=argparse.RawDescriptionHelpFormatter), SearchConfig)
+    return search(from_namespace(SearchConfig, parser.parse_args(argv)))
 
 
 if __name__ == "__main__":

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import sys
 
-from lxn.cli import BAD_INPUT, configure_logging, fail
+from lxn.cli import print_json, run_job
 from lxn.config import add_arguments, from_namespace
 from lxn.preflight import check_reach
-from lxn.redact import redact
 from lxn.train.config import DEMO_DEFAULTS, DETECTOR_DEMO_DEFAULTS, TrainConfig
 
 log = logging.getLogger("lxn.train")
@@ -51,67 +49,29 @@ def _demo_data(config: TrainConfig) -> str:
     return (prepare_demo_scenes if detector else prepare_demo_dataset)(config.demo_dir)
 
 
-def grid_main(argv: list[str], lists: dict[str, list[str]], flags: dict[str, str]) -> int:
-    """Train every combination of the listed settings (see lxn/train/grid.py)."""
-    from lxn.ray_utils import init_ray
-    from lxn.train.grid import plan, room_for, run_grid
-
-    try:
-        config = parse_config(argv)
-        demo = config.data is None
-        check_reach(config, demo=demo)
-        init_ray(min_cpus=config.num_workers * config.cpus_per_worker + 2)
-        if demo:
-            config = dataclasses.replace(config, data=_demo_data(config))
-        from lxn.tracking import check_tracking
-
-        # Once here, before the runs start together: a fresh sqlite store is created by the first
-        # client that opens it, and two creating it at once fail.
-        check_tracking(config.tracking_uri)
-        # a grid never moves an alias: its own registered model, or none
-        config = dataclasses.replace(config, registered_model=flags.get("grid_register", ""), alias="")
-        name, runs = plan(config, lists, flags.get("grid"))
-        parallel = int(flags["grid_parallel"]) if flags.get("grid_parallel") else room_for(config)
-        if parallel < 1:
-            raise ValueError(f"--grid-parallel must be at least 1, got {parallel}")
-    except BAD_INPUT as exc:
-        return fail(exc)
-    import ray
-
-    log.info("grid %s: %d runs, %d at a time", name, len(runs), parallel)
-    results = run_grid(name, runs, parallel, ray.get_runtime_context().gcs_address)
-    failed = [r for r in results if r["exit_status"]]
-    print(json.dumps(redact({"grid": name, "runs": results, "failed": len(failed),
-                             "report": f"python jobs/report.py --grid {name}"}), indent=2))
-    return 1 if failed else 0
-
-
 def main(argv: list[str] | None = None) -> int:
-    configure_logging()
+    return run_job(lambda: _train(sys.argv[1:] if argv is None else argv), _show)
+
+
+def _train(argv: list[str]) -> dict:
     from lxn.train.grid import find_lists
 
-    try:
-        rest, lists, flags = find_lists(sys.argv[1:] if argv is None else argv)
-    except ValueError as exc:
-        return fail(exc)
+    rest, lists, flags = find_lists(argv)
     if lists:
-        return grid_main(rest, lists, flags)
-    try:
-        config = parse_config(argv)
-        demo = config.data is None
-        check_reach(config, demo=demo)  # on a multi-node cluster: nothing only this node has
-        from lxn.train.trainer import run
+        return _grid(rest, lists, flags)
+    config = parse_config(argv)
+    demo = config.data is None
+    check_reach(config, demo=demo)  # on a multi-node cluster: nothing only this node has
+    from lxn.train.trainer import run
 
-        if demo:
-            from lxn.ray_utils import init_ray
+    if demo:
+        from lxn.ray_utils import init_ray
 
-            # The demo prepares its data with Ray Data first: start Ray sized for training.
-            init_ray(min_cpus=config.num_workers * config.cpus_per_worker + 2)
-            config = dataclasses.replace(config, data=_demo_data(config))
-        result = run(config)
-    except BAD_INPUT as exc:  # bad input, unreachable services: a one-line reason, exit 2
-        return fail(exc)
-    summary = {
+        # The demo prepares its data with Ray Data first: start Ray sized for training.
+        init_ray(min_cpus=config.num_workers * config.cpus_per_worker + 2)
+        config = dataclasses.replace(config, data=_demo_data(config))
+    result = run(config)
+    return {
         "run_name": result.run_name,
         "mlflow_run_id": result.run_id,
         "registered_model": result.model.uri if result.model else None,
@@ -121,8 +81,41 @@ def main(argv: list[str] | None = None) -> int:
         **{f"test_{k}": result.test_report[k] for k in ("top1", "precision_macro", "recall_macro", "f1_macro", "auc_macro_ovr",
                                                 "map_50", "map") if k in result.test_report},
     }
-    print(json.dumps(redact(summary), indent=2))
-    return 0
+
+
+def _grid(argv: list[str], lists: dict[str, list[str]], flags: dict[str, str]) -> dict:
+    """Train every combination of the listed settings (see lxn/train/grid.py)."""
+    from lxn.ray_utils import init_ray
+    from lxn.train.grid import plan, room_for, run_grid
+
+    config = parse_config(argv)
+    demo = config.data is None
+    check_reach(config, demo=demo)
+    init_ray(min_cpus=config.num_workers * config.cpus_per_worker + 2)
+    if demo:
+        config = dataclasses.replace(config, data=_demo_data(config))
+    from lxn.tracking import check_tracking
+
+    # Once here, before the runs start together: a fresh sqlite store is created by the first
+    # client that opens it, and two creating it at once fail.
+    check_tracking(config.tracking_uri)
+    # a grid never moves an alias: its own registered model, or none
+    config = dataclasses.replace(config, registered_model=flags.get("grid_register", ""), alias="")
+    name, runs = plan(config, lists, flags.get("grid"))
+    parallel = int(flags["grid_parallel"]) if flags.get("grid_parallel") else room_for(config)
+    if parallel < 1:
+        raise ValueError(f"--grid-parallel must be at least 1, got {parallel}")
+    import ray
+
+    log.info("grid %s: %d runs, %d at a time", name, len(runs), parallel)
+    results = run_grid(name, runs, parallel, ray.get_runtime_context().gcs_address)
+    return {"grid": name, "runs": results, "failed": sum(1 for r in results if r["exit_status"]),
+            "report": f"python jobs/report.py --grid {name}"}
+
+
+def _show(result: dict) -> int:
+    print_json(result)
+    return 1 if result.get("failed") else 0
 
 
 if __name__ == "__main__":

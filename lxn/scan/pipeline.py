@@ -78,7 +78,7 @@ class _Plan:
     date: str
     sources: list[str]
     manifest: str | None
-    ref: Any  # lxn.tracking.ModelRef
+    ref: Any  # lxn.registry.ModelRef
     tracking_uri: str
     threshold_source: str
     unknown_source: str
@@ -95,8 +95,8 @@ def run(config: ScanConfig) -> ScanResult:
 def _resolve(config: ScanConfig) -> _Plan:
     """Check every input and output and resolve the model version, before any work: a missing
     source, a typo or an unreachable store fails here, before a model is loaded or a run created."""
-    from lxn.registry import scan_threshold, scan_unknown_below
-    from lxn.tracking import check_tracking, resolve_model_uri, version_tags
+    from lxn.registry import Registry, scan_threshold, scan_unknown_below
+    from lxn.tracking import check_tracking
 
     if not config.source and not config.manifest:
         raise ValueError("nothing to scan: give --source PREFIX (repeatable) or --manifest FILE")
@@ -111,8 +111,9 @@ def _resolve(config: ScanConfig) -> _Plan:
     date = scan_date(config)
     storage.check_writable(layout.out, "scan report")
     tracking_uri = check_tracking(config.tracking_uri)
-    ref = resolve_model_uri(config.model, tracking_uri)  # once: every row records this version
-    tags = version_tags(ref, tracking_uri)
+    versions = Registry(tracking_uri)
+    ref = versions.resolve(config.model)  # once: every row records this version
+    tags = versions.tags(ref)
     threshold, threshold_source = scan_threshold(config.threshold, tags)
     unknown_below, unknown_source = scan_unknown_below(config.unknown_below, tags)
     # the scan id and every row use these
@@ -152,7 +153,9 @@ def _run_leased(plan: _Plan, lease: Lease, started: float) -> ScanResult:
 
     tracker = RunTracker.start(config.experiment, scan_id, tracking_uri)
     try:
-        tracker.set_tags({"lxn.kind": "scan", "model_name": ref.name, "model_version": ref.version, "scan_date": date})
+        from lxn.registry import KIND
+
+        tracker.set_tags({KIND: "scan", "model_name": ref.name, "model_version": ref.version, "scan_date": date})
         tracker.log_params({**to_dict(config), "resolved_model": ref.uri, "scan_id": scan_id,
                             "threshold_source": plan.threshold_source, "unknown_below_source": plan.unknown_source})
         stats = listing_mod.read_listing_stats(layout.listing(scan_id))

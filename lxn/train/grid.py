@@ -3,7 +3,7 @@
 The driver resolves the settings once (the demo's defaults and its prepared data included),
 writes them to a config file, and starts one `jobs/train.py` driver process per combination,
 as many at a time as the cluster has room for (`--grid-parallel`, default: what its CPUs or
-GPUs fit), all joined to the same Ray cluster. Every run is tagged `lxn.grid=<name>` for
+GPUs fit), all joined to the same Ray cluster. Every run is tagged with the grid's name (`lxn.registry.GRID`) for
 `jobs/report.py`. A grid never moves an alias: it registers under `--grid-register NAME`
 (without an alias) or not at all.
 """
@@ -23,11 +23,10 @@ from typing import Any, Sequence
 
 from lxn.config import to_dict
 
-__all__ = ["GRID_TAG", "find_lists", "plan", "run_grid", "room_for"]
+__all__ = ["find_lists", "plan", "run_grid", "room_for"]
 
 log = logging.getLogger(__name__)
 
-GRID_TAG = "lxn.grid"
 _LISTED = ("--model", "--seed")
 _GRID_FLAGS = ("--grid", "--grid-parallel", "--grid-register")
 

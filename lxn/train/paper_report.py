@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lxn import storage
+from lxn import registry, storage
 from lxn.config import setting, to_dict
 from lxn.metrics import confusion_pairs
 
@@ -136,16 +136,15 @@ class ReportConfig:
 
 def load_runs(grid: str, experiment: str, tracking_uri: str) -> list[GridRun]:
     """Every finished run of the grid, with what training logged about its test split."""
-    from lxn.train.grid import GRID_TAG
     from lxn.tracking import run_json, tagged_runs
 
     runs = []
-    for found in tagged_runs(experiment, {GRID_TAG: grid}, tracking_uri):
+    for found in tagged_runs(experiment, {registry.GRID: grid}, tracking_uri):
         tags, metrics = found.data.tags, found.data.metrics
         matrix = run_json(found.info.run_id, "test/confusion_matrix.json", tracking_uri)
         per_class = run_json(found.info.run_id, "test/per_class.json", tracking_uri)["per_class_accuracy"]
-        runs.append(GridRun(model=tags["lxn.model"], seed=int(tags.get("lxn.seed", found.data.params.get("seed", 0))),
-                            recipe=tags.get("lxn.recipe", "?"), run_id=found.info.run_id,
+        seed = int(tags.get(registry.RUN_SEED, found.data.params.get("seed", 0)))
+        runs.append(GridRun(model=tags[registry.RUN_MODEL], seed=seed, recipe=tags.get(registry.RUN_RECIPE, "?"), run_id=found.info.run_id,
                             metrics={m: metrics.get(f"test_{m}") for m in METRICS}, classes=matrix["classes"],
                             matrix=matrix["matrix"], per_class=per_class))
     if not runs:
@@ -177,7 +176,7 @@ def report(config: ReportConfig) -> tuple[dict[str, Any], str, str, list[str]]:
     efficiency = _efficiency(config.efficiency)
     tracker = RunTracker.start(config.report_experiment, f"tables-{config.grid}", tracking_uri)
     try:
-        tracker.set_tags({"lxn.kind": "paper-tables", "lxn.grid": config.grid})
+        tracker.set_tags({registry.KIND: "paper-tables", registry.GRID: config.grid})
         tracker.log_params(to_dict(config))
         with tempfile.TemporaryDirectory(prefix="lxn-tables-") as tmp:
             written = tracker.publish(write_files(numbers, Path(tmp), grid=config.grid, efficiency=efficiency),

@@ -32,7 +32,8 @@ from lxn.logs import configure_logging
 from lxn.models import create_model, model_task
 from lxn.presets import Preprocess, Preset
 from lxn.ray_utils import read_parquet
-from lxn.tracking import ModelRef, RunTracker, check_tracking, log_model
+from lxn.registry import ModelRef
+from lxn.tracking import RunTracker, check_tracking, log_model
 from lxn.train.config import TrainConfig
 from lxn.train.decode import decode_batch
 from lxn.train.loop import ModelEma, autocast_dtype
@@ -386,7 +387,7 @@ def run(config: TrainConfig) -> TrainResult:
     run_name = config.resolved_run_name
     done = RunTracker.find_finished(config.experiment, run_name, tracking_uri)
     if done is not None:
-        version = done.data.tags.get("lxn.registered_version")
+        version = done.data.tags.get(registry.REGISTERED_VERSION)
         log.info("run %s already finished (MLflow run %s); use another --run-name to train again", run_name, done.info.run_id)
         return TrainResult(
             run_name, done.info.run_id, ModelRef(config.registered_model, version) if version else None,
@@ -404,10 +405,8 @@ def run(config: TrainConfig) -> TrainResult:
     tracker = RunTracker.start(config.experiment, run_name, tracking_uri)
     log.info("MLflow: %s", tracker.url())
     try:
-        from lxn.train.grid import GRID_TAG
-
-        tracker.set_tags({"lxn.dataset": data, "lxn.model": config.model, "lxn.recipe": config.recipe,
-                          "lxn.seed": config.seed, **({GRID_TAG: config.grid} if config.grid else {})})
+        tracker.set_tags({registry.RUN_DATASET: data, registry.RUN_MODEL: config.model, registry.RUN_RECIPE: config.recipe,
+                          registry.RUN_SEED: config.seed, **({registry.GRID: config.grid} if config.grid else {})})
         tracker.log_params({**to_dict(config), "data": data, "num_classes": manifest.num_classes,
                             "train_images": manifest.split_size("train"), "run_name": run_name,
                             "resolved_recipe": recipe})
@@ -457,7 +456,7 @@ def run(config: TrainConfig) -> TrainResult:
                   **registry.threshold_tags(report.get("threshold"), config.threshold_precision,
                                             f"val split of {data}")},
         )
-        tracker.set_tags({"lxn.registered_version": ref.version if ref else ""})
+        tracker.set_tags({registry.REGISTERED_VERSION: ref.version if ref else ""})
         tracker.finish("FINISHED")
     except BaseException:
         tracker.finish("FAILED")

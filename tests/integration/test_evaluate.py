@@ -24,7 +24,8 @@ from lxn import registry, storage
 from lxn.evaluation.job import EvaluateConfig, evaluate
 from lxn.scan.config import ScanConfig
 from lxn.scan.pipeline import run as run_scan
-from lxn.tracking import RunTracker, registry_client
+from lxn.registry import Registry
+from lxn.tracking import RunTracker
 from tests.known_models import REDSPOT_CLASSES, BlueSpotter, RedSpotter, register_spotter
 from tests.labelled_sets import COUNTS, expected_correct, labelled_objects
 
@@ -117,7 +118,7 @@ def test_figures_are_what_the_labels_and_the_models_say(both):
 
 def test_versions_carry_the_headline_figures(both, store):
     evaluation, _ = both
-    client = registry_client(store)
+    client = Registry(store).client
     for figures, version in zip(evaluation.report["models"], ("1", "2")):
         tags = client.get_model_version("spots", version).tags
         assert float(tags[registry.EVAL_TOP1]) == pytest.approx(figures["top1"])
@@ -181,7 +182,7 @@ def test_a_prepared_split_and_a_manifest_are_labelled_sets_too(store, bucket, ra
     assert listed.report["errors_by_kind"] == {"missing": 1}
     assert listed.report["models"][0]["top1"] == pytest.approx(prepared.report["models"][0]["top1"])
     # --set-threshold: the lowest threshold with precision >= 0.95 of brand hits, now the scan's default
-    tags = registry_client(store).get_model_version("spots", "1").tags
+    tags = Registry(store).client.get_model_version("spots", "1").tags
     chosen = listed.report["models"][0]["threshold_for_target"]
     assert float(tags[registry.THRESHOLD]) == pytest.approx(chosen["threshold"]) and chosen["precision"] >= 0.95
     assert registry.scan_threshold(None, tags)[0] == pytest.approx(chosen["threshold"])

@@ -17,7 +17,8 @@ import pytest
 
 from lxn import registry, storage
 from lxn.promote import PromoteConfig, promote
-from lxn.tracking import RunTracker, TrackingError, log_model, registry_client
+from lxn.registry import Registry
+from lxn.tracking import RunTracker, TrackingError, log_model
 from tests.known_models import REDSPOT_CLASSES, REDSPOT_PRESET, BlueSpotter, RedSpotter, SlowTwoSpotter, TwoSpotter, \
     register_spotter
 from tests.labelled_sets import labelled_objects
@@ -48,11 +49,11 @@ def store(tmp_path_factory, labelled):
 
 
 def _aliases(uri):
-    return {alias: str(v) for alias, v in registry_client(uri).get_registered_model("gated").aliases.items()}
+    return {alias: str(v) for alias, v in Registry(uri).client.get_registered_model("gated").aliases.items()}
 
 
 def _set(uri, **aliases):
-    client = registry_client(uri)
+    client = Registry(uri).client
     for alias in ("champion", "previous-champion", "challenger", "cand-a", "cand-b"):
         if alias in _aliases(uri):
             client.delete_registered_model_alias("gated", alias)
@@ -73,11 +74,11 @@ def test_the_first_model_needs_the_absolute_gates_only(store, labelled, ray_clus
     _set(store, challenger=RED)
     dry = promote(_config(store, labelled, min_top1=0.5, min_f1=0.4, dry_run=True))
     assert dry.promote and not dry.applied and "champion" not in _aliases(store)  # it would, and changes nothing
-    assert registry_client(store).get_run(dry.decision_run).data.tags["dry_run"] == "True"
+    assert Registry(store).client.get_run(dry.decision_run).data.tags["dry_run"] == "True"
     first = promote(_config(store, labelled, min_top1=0.5, min_f1=0.4))
     assert first.applied and first.champion is None and _aliases(store)["champion"] == RED
     assert first.table[0]["top1"] == pytest.approx(14 / 24)  # 6 acme + 8 no-logo of 24 (the corrupt one left out)
-    client = registry_client(store)
+    client = Registry(store).client
     run = client.get_run(first.decision_run)
     assert run.data.tags["decision"] == "promote" and run.info.experiment_id == client.get_experiment_by_name("lxn-promotions").experiment_id
     assert {a.path for a in client.list_artifacts(first.decision_run)} == {"decision.md", "decision.json"}
@@ -133,7 +134,7 @@ def test_two_promotions_at_once_leave_one_winner(store, labelled, ray_head, tmp_
     """Both decide "promote" against champion v1; a barrier holds each at the point of applying
     until both are there. One wins; the other changes nothing and exits 4."""
     _set(store, champion=RED, cand_a=TWO, cand_b=TWO_AGAIN)
-    client = registry_client(store)
+    client = Registry(store).client
     before = {v: client.get_model_version("gated", v).tags.get(registry.PROMOTED_AT) for v in (TWO, TWO_AGAIN)}
     address, _, env = ray_head
     barrier = tmp_path / "barrier"

@@ -13,6 +13,7 @@ import torch
 
 from lxn.models import create_model
 from lxn.presets import InferenceModel, Preset
+from lxn.registry import Registry
 from lxn.tracking import (
     RunTracker,
     TrackingError,
@@ -20,7 +21,6 @@ from lxn.tracking import (
     load_model,
     log_model,
     redact_uri,
-    resolve_model_uri,
     safe_params,
 )
 
@@ -81,9 +81,9 @@ def test_a_registered_detector_loads_safely_as_a_detector_and_only_as_one(store)
     config = {"name": "logoxpertnet_det", "num_classes": 2, "image_size": 128}
     ref = log_model(tracker, model, preset=preset, class_names=["acme", "globex"], model_config=config,
                     registered_model="marks-det")
-    from lxn.tracking import PT2_SHA256_TAG, version_tags
+    from lxn.registry import PT2_SHA256
 
-    assert version_tags(ref, store)[PT2_SHA256_TAG]
+    assert Registry(store).tags(ref)[PT2_SHA256]
     loaded = load_model(ref.uri, store, task="detect")
     assert loaded.task == "detect" and loaded.class_names == ["acme", "globex"]
     images = torch.randint(0, 256, (3, 128, 128, 3), dtype=torch.uint8)
@@ -101,12 +101,12 @@ def test_a_registered_detector_loads_safely_as_a_detector_and_only_as_one(store)
 
 def test_alias_resolves_once_to_a_version(store, trained):
     *_, tracker, ref = trained
-    assert resolve_model_uri("models:/logos@challenger", store) == ref
-    assert resolve_model_uri("models:/logos/7", store).version == "7"
+    assert Registry(store).resolve("models:/logos@challenger") == ref
+    assert Registry(store).resolve("models:/logos/7").version == "7"
     with pytest.raises(TrackingError, match="no-such-alias"):
-        resolve_model_uri("models:/logos@no-such-alias", store)
+        Registry(store).resolve("models:/logos@no-such-alias")
     with pytest.raises(ValueError, match="models:/<name>@<alias>"):
-        resolve_model_uri("s3://bucket/model", store)
+        Registry(store).resolve("s3://bucket/model")
 
 
 def test_failed_alias_leaves_no_half_registered_version(store):
