@@ -68,6 +68,7 @@ __all__ = [
     "basename",
     "resolve_endpoint",
     "s3_client",
+    "fetch",
     "clear_client_cache",
     "iter_objects",
     "iter_prefixes",
@@ -626,6 +627,20 @@ def read_bytes(uri: str | os.PathLike[str]) -> bytes:
         finally:
             body.close()
     raise AssertionError("unreachable")
+
+
+def fetch(uri: str) -> tuple[bytes | None, str | None, str | None]:
+    """`read_bytes` for batch pipelines (the scan, prepare): (bytes, None, None), or (None, kind,
+    reason) with kind `missing`, `forbidden` or `unreadable` (after the retries): one object that
+    cannot be read is one error row, never a failed job."""
+    try:
+        return read_bytes(uri), None, None
+    except FileNotFoundError as error:
+        return None, "missing", str(error)
+    except PermissionError as error:
+        return None, "forbidden", str(error)
+    except Exception as error:  # noqa: BLE001 - network, throttling, a directory: this object, not the job
+        return None, "unreadable", f"{type(error).__name__}: {error}"
 
 
 def read_text(uri: str | os.PathLike[str]) -> str:

@@ -157,18 +157,22 @@ def load_batch(batch: pa.Table, config: PrepareConfig) -> pa.Table:
     raises, so it cannot silently turn a whole dataset into error rows.
     """
     from lxn.data.dedup import phash
-    from lxn.images import ImageDecodeError, decode_image
-    from lxn.presets import store_copy
+    from lxn.presets import decode, store_copy
 
     n = batch.num_rows
     out: dict[str, list] = {k: [] for k in ("image", "status", "error_kind", "error", "width", "height", "phash",
                                             "pixel_sum", "pixel_sq_sum", "pixel_count", "boxes", "box_count")}
     declared = zip(batch["declared_width"].to_pylist(), batch["declared_height"].to_pylist())
     for uri, boxes_json, size in zip(batch["source_uri"].to_pylist(), batch["boxes"].to_pylist(), declared):
+        # the scan's fetch and decode path: the same bytes give the same error kind in both
+        data, kind, reason = storage.fetch(uri)
+        if data is not None:
+            decoded, kind, reason = decode(data, config.store_side, max_pixels=config.max_pixels,
+                                           max_bytes=config.max_bytes)
+        if kind is not None:
+            _error_row(out, kind, reason)
+            continue
         try:
-            data = storage.read_bytes(uri)
-            decoded = decode_image(data, max_pixels=config.max_pixels, max_bytes=config.max_bytes,
-                                   target_size=config.store_side)
             boxes = None if boxes_json is None else _stored_boxes(uri, json.loads(boxes_json), size, decoded,
                                                                   config.store_side)
             stored = store_copy(decoded.pixels, config.store_side, quality=config.jpeg_quality)
@@ -185,14 +189,8 @@ def load_batch(batch: pa.Table, config: PrepareConfig) -> pa.Table:
             out["pixel_sum"].append(small.sum(axis=(0, 1)).tolist())
             out["pixel_sq_sum"].append((small**2).sum(axis=(0, 1)).tolist())
             out["pixel_count"].append(int(small.shape[0] * small.shape[1]))
-        except ImageDecodeError as exc:
-            _error_row(out, exc.kind, exc.reason)
         except _BadBoxes as exc:
             _error_row(out, exc.kind, str(exc))
-        except FileNotFoundError as exc:
-            _error_row(out, "missing", str(exc))
-        except OSError as exc:  # permission denied, retries exhausted: this file, not the job
-            _error_row(out, "unreadable", f"{type(exc).__name__}: {exc}")
     assert len(out["status"]) == n
     columns = {**{k: batch[k] for k in ("row_id", "source_uri", "class_name", "declared_width", "declared_height")},
                **out}

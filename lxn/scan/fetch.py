@@ -4,7 +4,7 @@ Runs as Ray Data map tasks on the CPU. Each object is fetched and decoded on its
 object is one error row: `lxn.images.safe_decode` names what is wrong with the bytes (empty,
 not an image, truncated, corrupt, unsupported, too large) and converts the odd-but-good ones
 (CMYK, palette, alpha, 16-bit, grey, EXIF-rotated, animated) to RGB; a failed fetch is
-`missing`, `forbidden` or `unreadable` after `lxn.storage`'s retries. Objects over `max_bytes`
+`missing`, `forbidden` or `unreadable` after `lxn.storage`'s retries (`storage.fetch`, as prepare). Objects over `max_bytes`
 are not fetched at all.
 
 Only (T, S, S, 3) uint8 arrays leave this stage (T = 1 without tiling): the bytes go through
@@ -33,14 +33,7 @@ __all__ = ["fetch_and_decode"]
 def _fetch_one(uri: str, size: int, max_bytes: int) -> tuple[bytes | None, str | None, str | None]:
     if size > max_bytes:
         return None, "too_large", f"{size:,} bytes, above the limit of {max_bytes:,} bytes (not fetched)"
-    try:
-        return storage.read_bytes(uri), None, None
-    except FileNotFoundError as error:
-        return None, "missing", str(error)
-    except PermissionError as error:
-        return None, "forbidden", str(error)
-    except Exception as error:  # noqa: BLE001 - one object never fails the job
-        return None, "unreadable", f"{type(error).__name__}: {error}"
+    return storage.fetch(uri)
 
 
 def fetch_and_decode(batch: dict[str, np.ndarray], *, preset: dict[str, Any], grids: tuple[int, ...] = (),

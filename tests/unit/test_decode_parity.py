@@ -106,3 +106,35 @@ def test_training_refuses_a_size_the_stored_images_cannot_serve():
     manifest.check_image_size(256)
     with pytest.raises(DatasetError, match="--image-size 256 or less, or prepare again with --store-side 320"):
         manifest.check_image_size(320)
+
+
+def test_prepare_and_the_scan_give_every_bad_object_the_same_error_kind(tmp_path, monkeypatch):
+    """One fetch-and-decode path: an object is `missing`, `forbidden`, `unreadable`, `empty`,
+    `truncated`... alike in a training set and in a nightly bucket."""
+    from lxn import storage
+
+    good = detailed_jpeg(64, 48)
+    objects = {"empty.jpg": b"", "text.jpg": b"not an image at all", "truncated.jpg": good[: len(good) // 2],
+               "good.jpg": good, "denied.jpg": good}
+    for name, data in objects.items():
+        (tmp_path / name).write_bytes(data)
+    (tmp_path / "folder.jpg").mkdir()
+    uris = [str(tmp_path / name) for name in [*objects, "folder.jpg", "gone.jpg"]]
+    read_bytes = storage.read_bytes
+
+    def denied(uri):  # the tests run as root, for whom no local file is unreadable
+        if str(uri).endswith("denied.jpg"):
+            raise PermissionError(f"access denied to {uri}")
+        return read_bytes(uri)
+
+    monkeypatch.setattr(storage, "read_bytes", denied)
+    batch = {"row_id": np.arange(len(uris)), "uri": np.array(uris, dtype=object),
+             "etag": np.array(["e"] * len(uris), dtype=object), "size": np.ones(len(uris), np.int64),
+             "key_hash": np.zeros(len(uris), np.int64)}
+    scanned = fetch_and_decode(batch, preset=Preset(image_size=64).to_dict(), max_bytes=2**26, max_pixels=2**26)
+    prepared = load_batch(listing_table(0, [(uri, "acme", None, None, None) for uri in uris]),
+                          PrepareConfig(source=[str(tmp_path)], out=str(tmp_path / "out")))
+    kinds = dict(zip(uris, prepared["error_kind"].to_pylist()))
+    assert kinds == dict(zip(uris, list(scanned["error_kind"])))
+    assert [kinds[str(tmp_path / n)] for n in ("empty.jpg", "good.jpg", "denied.jpg", "folder.jpg", "gone.jpg")] == \
+        ["empty", None, "forbidden", "unreadable", "missing"]
