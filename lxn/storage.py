@@ -69,6 +69,7 @@ __all__ = [
     "resolve_endpoint",
     "s3_client",
     "fetch",
+    "FETCH_ERROR_KINDS",
     "clear_client_cache",
     "iter_objects",
     "iter_prefixes",
@@ -627,6 +628,14 @@ def read_bytes(uri: str | os.PathLike[str]) -> bytes:
         finally:
             body.close()
     raise AssertionError("unreachable")
+
+
+# What `fetch` calls an object it could not read (the scan's and prepare's error rows).
+FETCH_ERROR_KINDS: dict[str, str] = {
+    "missing": "the object was listed but is gone (deleted between listing and fetch)",
+    "forbidden": "access denied to the object",
+    "unreadable": "the fetch failed after retries (network, throttling, server errors)",
+}
 
 
 def fetch(uri: str) -> tuple[bytes | None, str | None, str | None]:

@@ -24,7 +24,7 @@ from lxn.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from lxn.ray_utils import cluster_shape, init_ray, read_parquet
 from lxn.scan.fetch import fetch_and_decode
 from lxn.scan.pipeline import configure_data_context, decode_memory, plan_actors
-from lxn.scan.predictor import nullable_strings
+from lxn.scan.schema import nullable_strings
 from lxn.registry import ModelRef
 from lxn.tracking import LoadedModel
 

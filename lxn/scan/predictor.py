@@ -22,17 +22,15 @@ embeddings.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from lxn.scan import tiling
-from lxn.scan.report import DETECTION_TYPE, STAGED_SCHEMA
+from lxn.scan.schema import Decisions, staged_rows
 
-__all__ = ["Predictor", "decide", "softmax", "needs_embeddings", "nullable_strings"]
+__all__ = ["Predictor", "decide", "softmax", "needs_embeddings"]
 
 log = logging.getLogger(__name__)
 
@@ -57,19 +55,14 @@ def decide(probs: np.ndarray, *, no_logo: int | None, threshold: float, k: int) 
     return brand, confidence, order, top_p
 
 
-def nullable_strings(values: np.ndarray) -> list[str | None]:
-    """An object column as strings, with null for missing values: a null crosses Ray Data's numpy
-    batches as None or as NaN, and "" marks an unknown ETag in the listing."""
-    return [v if isinstance(v, str) and v else None for v in values.tolist()]
-
-
 def needs_embeddings(prototypes: int, embeddings: str | None, unknown_below: float | None) -> bool:
     """Whether a scan runs the eager model (logits and embeddings) rather than the exported graph."""
     return bool(prototypes or embeddings or unknown_below is not None)
 
 
 class Predictor:
-    """Decoded batch (see `fetch.fetch_and_decode`) -> a pyarrow table in `STAGED_SCHEMA`.
+    """Decoded batch (see `fetch.fetch_and_decode`) -> its decisions as arrays -> report rows
+    (`lxn.scan.schema.staged_rows`).
 
     model_uri must name a version (`models:/name/version`): the job resolves the alias once.
     """
@@ -175,7 +168,8 @@ class Predictor:
             self._decide_marks(batch, ok, rows)
         elif ok.any():
             self._decide(batch, ok, rows)
-        return self._table(batch, ok, rows)
+        return staged_rows(batch, self._decisions(batch, ok, rows), scan_id=self.scan_id,
+                           model_name=self.model_name, model_version=self.model_version)
 
     def candidates(self, images: np.ndarray) -> np.ndarray:
         """A detector's uint8 (N, S, S, 3) -> its candidates (N, C, 6), in model calls of at most
@@ -238,50 +232,20 @@ class Predictor:
             for i, value in zip(index, encode(_pick(emb_t, chosen), self.embeddings)):
                 rows.embedding[i] = value
 
-    def _table(self, batch: dict[str, np.ndarray], ok: np.ndarray, rows: "_Rows") -> pa.Table:
-        n, k = len(ok), rows.k
-        missing = ~ok
-        offsets = pa.array(np.arange(0, n * k + 1, k, dtype=np.int32))
-        top_brands = pa.ListArray.from_arrays(offsets, pa.array(self.class_names[rows.top_i.reshape(-1)], pa.string()),
-                                              mask=pa.array(missing))
-        top_probs = pa.ListArray.from_arrays(offsets, pa.array(rows.top_p.reshape(-1), pa.float32()),
-                                             mask=pa.array(missing))
-        names = np.where(rows.brand >= 0, self.class_names[np.maximum(rows.brand, 0)], None)
-        columns: dict[str, Any] = {
-            "row_id": pa.array(batch["row_id"], pa.int64()),
-            "key_hash": pa.array(batch["key_hash"], pa.uint64()),
-            "scan_id": pa.array([self.scan_id] * n, pa.string()),
-            "uri": pa.array(batch["uri"].tolist(), pa.string()),
-            "etag": pa.array(nullable_strings(batch["etag"]), pa.string()),
-            "size": pa.array(batch["size"], pa.int64(), mask=np.asarray(batch["size"]) < 0),
-            "last_modified": pa.array(batch["last_modified"]).cast(pa.timestamp("us", tz="UTC")),
-            "width": pa.array(batch["width"], pa.int32(), mask=missing),
-            "height": pa.array(batch["height"], pa.int32(), mask=missing),
-            "status": pa.array(batch["status"].tolist(), pa.string()),
-            "error_kind": pa.array(nullable_strings(batch["error_kind"]), pa.string()),
-            "error": pa.array(nullable_strings(batch["error"]), pa.string()),
-            "brand": pa.array(names.tolist(), pa.string()),
-            "brand_source": pa.array(rows.source.tolist(), pa.string()),
-            "confidence": pa.array(rows.confidence, pa.float32(), mask=missing),
-            "top_brands": top_brands,
-            "top_probs": top_probs,
-            "detections": pa.array(rows.detections, pa.list_(DETECTION_TYPE)),
-        }
+    def _decisions(self, batch: dict[str, np.ndarray], ok: np.ndarray, rows: "_Rows") -> Decisions:
+        """The decided indices as the report's values: names, and the box the brand stands in."""
+        n = len(ok)
         boxes = batch.get("boxes")
         if self.task == "detect":  # the best mark's box
-            no_box, chosen_boxes = ~rows.has_box, rows.box
+            has_box, box = rows.has_box, rows.box
         elif boxes is not None:  # the chosen tile's
-            no_box, chosen_boxes = missing, boxes[np.arange(n), rows.best]
+            has_box, box = ok, boxes[np.arange(n), rows.best].astype(np.int32)
         else:
-            no_box, chosen_boxes = np.ones(n, dtype=bool), np.zeros((n, 4), dtype=np.int32)
-        for j, name in enumerate(("box_x0", "box_y0", "box_x1", "box_y1")):
-            columns[name] = pa.array(chosen_boxes[:, j], pa.int32(), mask=no_box)
-        columns["embedding"] = pa.array(rows.embedding, pa.binary())
-        columns["model_name"] = pa.array([self.model_name] * n, pa.string())
-        columns["model_version"] = pa.array([self.model_version] * n, pa.string())
-        now = dt.datetime.now(dt.timezone.utc)
-        columns["scanned_at"] = pa.array([now] * n, pa.timestamp("us", tz="UTC"))
-        return pa.table(columns, schema=STAGED_SCHEMA)
+            has_box, box = np.zeros(n, dtype=bool), np.zeros((n, 4), dtype=np.int32)
+        return Decisions(brand=np.where(rows.brand >= 0, self.class_names[np.maximum(rows.brand, 0)], None),
+                         brand_source=rows.source, confidence=rows.confidence,
+                         top_brands=self.class_names[rows.top_i], top_probs=rows.top_p, box=box, has_box=has_box,
+                         detections=rows.detections, embedding=rows.embedding)
 
 
 def _pick(values: np.ndarray, chosen: np.ndarray) -> np.ndarray:
@@ -291,7 +255,7 @@ def _pick(values: np.ndarray, chosen: np.ndarray) -> np.ndarray:
 
 
 class _Rows:
-    """A batch's decided values; error rows keep the defaults (nulls)."""
+    """A batch's decided values as class indices; error rows keep the defaults (nulls)."""
 
     def __init__(self, n: int, k: int) -> None:
         self.k = k

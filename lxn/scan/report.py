@@ -1,4 +1,4 @@
-"""The scan report: its schema, staging and the atomic commit (the paths: layout.py).
+"""The scan report: staging and the atomic commit (its columns: schema.py; its paths: layout.py).
 
 Readers see whole scans or nothing. The report of a scan is a single file that appears at once:
 it is written in staging and then moved into its partition (a rename on a local disk; a
@@ -45,8 +45,10 @@ import pyarrow.parquet as pq
 
 import lxn
 from lxn import storage
+from lxn.storage import FETCH_ERROR_KINDS
 from lxn.images import ERROR_KINDS
 from lxn.scan.layout import Layout, check_date, check_scan_id
+from lxn.scan.schema import DETECTION_TYPE, REPORT_SCHEMA, STAGED_SCHEMA
 from lxn.scan.state import CoveredSet, read_covered, write_covered
 
 __all__ = [
@@ -74,62 +76,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# Errors of the fetch rather than of the bytes. These rows are not "covered": the next
-# incremental scan tries the object again.
-FETCH_ERROR_KINDS: dict[str, str] = {
-    "missing": "the object was listed but is gone (deleted between listing and fetch)",
-    "forbidden": "access denied to the object",
-    "unreadable": "the fetch failed after retries (network, throttling, server errors)",
-}
-# Errors that the same bytes will always give: the object is settled until its ETag changes.
+# Errors of the fetch (storage.FETCH_ERROR_KINDS) are not "covered": the next incremental scan
+# tries the object again. Errors that the same bytes will always give: the object is settled until its ETag changes.
 SETTLED_ERROR_KINDS = frozenset(ERROR_KINDS)
-
-_UTC_US = pa.timestamp("us", tz="UTC")
-
-# One entry of `detections`: a brand some region of the image shows, its box in original pixels.
-DETECTION_TYPE = pa.struct([
-    pa.field("brand", pa.string(), nullable=False),
-    pa.field("confidence", pa.float32(), nullable=False),
-    pa.field("source", pa.string(), nullable=False),
-    pa.field("x0", pa.int32(), nullable=False),
-    pa.field("y0", pa.int32(), nullable=False),
-    pa.field("x1", pa.int32(), nullable=False),
-    pa.field("y1", pa.int32(), nullable=False),
-])
-
-REPORT_SCHEMA = pa.schema(
-    [
-        pa.field("scan_id", pa.string(), nullable=False),
-        pa.field("uri", pa.string(), nullable=False),
-        pa.field("etag", pa.string()),
-        pa.field("size", pa.int64()),
-        pa.field("last_modified", _UTC_US),
-        pa.field("width", pa.int32()),
-        pa.field("height", pa.int32()),
-        pa.field("status", pa.string(), nullable=False),
-        pa.field("error_kind", pa.string()),
-        pa.field("error", pa.string()),
-        pa.field("brand", pa.string()),
-        pa.field("brand_source", pa.string()),
-        pa.field("confidence", pa.float32()),
-        pa.field("top_brands", pa.list_(pa.string())),
-        pa.field("top_probs", pa.list_(pa.float32())),
-        pa.field("detections", pa.list_(DETECTION_TYPE)),
-        pa.field("box_x0", pa.int32()),
-        pa.field("box_y0", pa.int32()),
-        pa.field("box_x1", pa.int32()),
-        pa.field("box_y1", pa.int32()),
-        pa.field("embedding", pa.binary()),
-        pa.field("model_name", pa.string(), nullable=False),
-        pa.field("model_version", pa.string(), nullable=False),
-        pa.field("scanned_at", _UTC_US, nullable=False),
-    ]
-)
-# What the predictor returns and the driver stages: the listing's row id and (uri, etag) hash first.
-STAGED_SCHEMA = pa.schema(
-    [pa.field("row_id", pa.int64(), nullable=False), pa.field("key_hash", pa.uint64(), nullable=False),
-     *REPORT_SCHEMA]
-)
 
 _ROW_GROUP_ROWS = 128_000
 # The result parts StagedResults writes: part-<attempt: time hex>-<pid>-<sequence>.parquet

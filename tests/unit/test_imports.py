@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LIGHT_JOBS = ["prepare", "train", "scan", "search", "report", "trust"]
-LIGHT_MODULES = ["lxn.cli", "lxn.errors", "lxn.scan", "lxn.scan.config", "lxn.train.config", "lxn.data.prepare",
+LIGHT_MODULES = ["lxn.cli", "lxn.errors", "lxn.scan", "lxn.scan.config", "lxn.scan.schema", "lxn.registry", "lxn.train.config", "lxn.data.prepare",
                  "lxn.redact", "lxn.storage"]
 PROBE = """
 import importlib, importlib.util, sys
