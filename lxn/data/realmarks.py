@@ -148,15 +148,7 @@ def _scene(rng: np.random.Generator, config: RealMarksConfig, width: int, height
 
 
 def _resolve(config: RealMarksConfig, cls: str | int) -> Mark | None:
-    names = class_names(config)
-    if isinstance(cls, (int, np.integer)) and not isinstance(cls, bool):
-        cls = names[int(cls)]
-    if cls == NO_LOGO:
-        return None
-    for mark in marks(config):
-        if mark.slug == cls:
-            return mark
-    raise KeyError(f"unknown class {cls!r}; this config has {len(names)} classes: {', '.join(names[:10])}, ...")
+    return synthetic.resolve_class(class_names(config), cls, {mark.slug: mark for mark in marks(config)})
 
 
 def generate_image_with_box(config: RealMarksConfig, cls: str | int, index: int) -> tuple[bytes, tuple | None]:

@@ -40,7 +40,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping, Sequence, TypeVar
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -49,6 +49,7 @@ from lxn.config import setting, to_dict
 
 __all__ = [
     "NO_LOGO",
+    "resolve_class",
     "SyntheticConfig",
     "Brand",
     "make_brands",
@@ -913,22 +914,27 @@ def _camera(rng: np.random.Generator, config: SyntheticConfig, scene: Image.Imag
 # Public API
 
 _STREAM_BRAND, _STREAM_NO_LOGO = 1, 2
+T = TypeVar("T")
 
 
-def _resolve(config: SyntheticConfig, cls: str | int) -> Brand | None:
+def resolve_class(names: Sequence[str], cls: str | int, items: Mapping[str, T]) -> T | None:
+    """A generator's class given by name or by index into `names` -> its item in `items` (a
+    brand, a mark); None for the no-logo class. An unknown name or an index out of range raises,
+    listing the classes. The synthetic and the real-marks generators both resolve through this."""
     if isinstance(cls, (int, np.integer)) and not isinstance(cls, bool):
-        names = class_names(config)
         if not 0 <= cls < len(names):
             raise IndexError(f"class index {cls} out of range 0..{len(names) - 1}")
         cls = names[int(cls)]
     if cls == NO_LOGO:
         return None
-    for brand in brands(config):
-        if brand.name == cls:
-            return brand
-    known = class_names(config)
-    listed = ", ".join(known[:12]) + (", ..." if len(known) > 12 else "")
-    raise KeyError(f"unknown class {cls!r}; this config has {len(known)} classes: {listed}")
+    if cls in items:
+        return items[cls]
+    listed = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+    raise KeyError(f"unknown class {cls!r}; this config has {len(names)} classes: {listed}")
+
+
+def _resolve(config: SyntheticConfig, cls: str | int) -> Brand | None:
+    return resolve_class(class_names(config), cls, {brand.name: brand for brand in brands(config)})
 
 
 def generate_image_with_box(config: SyntheticConfig, cls: str | int, index: int) -> tuple[bytes, Box | None]:

@@ -38,6 +38,14 @@ def test_scenes_are_deterministic_and_the_box_holds_the_mark():
     assert generate_image_with_box(dataclasses.replace(CONFIG, seed=1), 1, 3)[0] != a
 
 
+def test_a_class_is_resolved_as_the_synthetic_generator_does():
+    """-1 is not the last class (no-logo): an index out of range, as a held-out brand is unknown."""
+    with pytest.raises(IndexError, match="out of range"):
+        generate_image_with_box(CONFIG, -1, 0)
+    with pytest.raises(KeyError, match="unknown class"):
+        generate_image_with_box(CONFIG, held_out(CONFIG)[0].slug, 0)
+
+
 def test_train_and_test_backgrounds_are_disjoint_pools():
     assert set(POOLS["train"]).isdisjoint(POOLS["test"]) and set(POOLS["train"]) | set(POOLS["test"]) == set(BACKGROUND_KINDS)
 
