@@ -135,11 +135,10 @@ class Scorer:
 
     def __init__(self, model_uris: Sequence[str], indices: Sequence[int], *, tracking_uri: str | None,
                  options: ScoringSettings, device: str, drop_data: bool) -> None:
-        from lxn.scan.predictor import Predictor
+        from lxn.scan.predictor import Predictor, predictor_settings
 
-        self.predictors = [Predictor(uri, scan_id="evaluation", tracking_uri=tracking_uri,
-                                     no_logo_class=options.no_logo_class, batch_size=options.batch_size,
-                                     device=device, threads=options.model_threads) for uri in model_uris]
+        self.predictors = [Predictor(uri, scan_id="evaluation", tracking_uri=tracking_uri, device=device,
+                                     **predictor_settings(options, decide=False)) for uri in model_uris]
         self.indices, self.drop_data = list(indices), drop_data
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -33,7 +33,7 @@ from lxn.scan import listing as listing_mod
 from lxn.scan.config import ScanConfig, derive_scan_id, scan_date
 from lxn.scan.fetch import fetch_and_decode
 from lxn.scan.lease import Lease
-from lxn.scan.predictor import Predictor, needs_embeddings
+from lxn.scan.predictor import Predictor, needs_embeddings, predictor_settings
 from lxn.scan.report import (
     Layout,
     StagedResults,
@@ -274,11 +274,8 @@ def _scan(config: ScanConfig, layout: Layout, scan_id: str, inputs: list[str], p
         .map_batches(
             Predictor,
             fn_constructor_args=(model_uri,),
-            fn_constructor_kwargs={"scan_id": scan_id, "tracking_uri": tracking_uri, "top_k": config.top_k,
-                                   "threshold": config.threshold, "no_logo_class": config.no_logo_class,
-                                   "batch_size": config.batch_size, "device": "cuda" if use_gpu else "cpu",
-                                   "threads": config.model_threads, "embeddings": config.embeddings,
-                                   "unknown_below": config.unknown_below},
+            fn_constructor_kwargs={"scan_id": scan_id, "tracking_uri": tracking_uri,
+                                   "device": "cuda" if use_gpu else "cpu", **predictor_settings(config, decide=True)},
             batch_size=config.batch_size,
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(min_size=config.actors, max_size=config.max_actors or config.actors),

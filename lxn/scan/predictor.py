@@ -23,6 +23,7 @@ embeddings.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -30,7 +31,7 @@ import pyarrow as pa
 from lxn.scan import tiling
 from lxn.scan.schema import Decisions, staged_rows
 
-__all__ = ["Predictor", "decide", "softmax", "needs_embeddings"]
+__all__ = ["Predictor", "decide", "softmax", "needs_embeddings", "predictor_settings"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,19 @@ def decide(probs: np.ndarray, *, no_logo: int | None, threshold: float, k: int) 
     if no_logo is not None:
         brand[order[:, 0] == no_logo] = -1
     return brand, confidence, order, top_p
+
+
+# The Predictor's keywords that a job's config gives under the same names: what scoring needs
+# (evaluation's ScoringSettings: probabilities only), and what a scan's rows need besides (ScanConfig).
+_SCORING = ("no_logo_class", "batch_size")
+_DECIDING = ("top_k", "threshold", "embeddings", "unknown_below")
+
+
+def predictor_settings(config: Any, *, decide: bool) -> dict[str, Any]:
+    """The Predictor's keywords from a job's config (`threads`: its `model_threads`); with
+    `decide`, the scan's decision settings too."""
+    names = _SCORING + (_DECIDING if decide else ())
+    return {**{name: getattr(config, name) for name in names}, "threads": config.model_threads}
 
 
 def needs_embeddings(prototypes: int, embeddings: str | None, unknown_below: float | None) -> bool:
