@@ -67,12 +67,15 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image, ImageChops, UnidentifiedImageError
 
+from lxn import svg
+
 __all__ = [
     "BACKGROUND",
     "DEFAULT_FORMATS",
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_PIXELS",
     "ERROR_KINDS",
+    "FILE_EXTENSIONS",
     "DecodedImage",
     "ImageDecodeError",
     "classify_error",
@@ -85,7 +88,7 @@ __all__ = [
 ERROR_KINDS: dict[str, str] = {
     "empty": "no bytes at all (a zero-length object or a null)",
     "not_an_image": "bytes of something else: HTML, text, JSON, XML, PDF, an archive, zeros, noise",
-    "unsupported": "an image, but in a format or mode this decoder does not read (SVG, HEIC, PSD...)",
+    "unsupported": "an image, but in a format or mode this decoder does not read (PSD, JPEG XL...)",
     "corrupt": "an image whose header or data is broken; also any unexpected decoder failure",
     "truncated": "an image whose data ends early (a partial download or upload)",
     "too_large": "more bytes than max_bytes, or a header declaring more pixels than max_pixels",
@@ -96,9 +99,14 @@ ERROR_KINDS: dict[str, str] = {
 DEFAULT_MAX_PIXELS = 64_000_000
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
-# The web's raster formats. Pillow's JPEG reader also returns MPO (multi-picture JPEG from
-# cameras) files, reported as format "MPO". Formats this Pillow build cannot read are skipped.
-DEFAULT_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "AVIF")
+# The web's raster formats, phones' HEIC (pillow-heif) and SVG (rasterised by lxn.svg). Pillow's
+# JPEG reader also returns MPO (multi-picture JPEG from cameras) files, reported as format "MPO".
+# Formats this Pillow build cannot read are skipped.
+DEFAULT_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "AVIF", "HEIF", "SVG")
+
+# The file names these formats go by: what the scan lists and prepare's readers take by default.
+FILE_EXTENSIONS: tuple[str, ...] = ("jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff", "avif", "heic", "heif",
+                                    "svg")
 
 # Alpha is composited over this colour (see the module docstring for why white).
 BACKGROUND: tuple[int, int, int] = (255, 255, 255)
@@ -142,13 +150,14 @@ class DecodedImage:
 
     `width`/`height` are the source's displayed size (EXIF orientation applied). They equal the
     pixel array's size unless `decode_image` was given a `target_size` and decoded a JPEG at a
-    reduced scale: then `pixels` is smaller and `decoded_size` says by how much.
+    reduced scale, or drew an SVG smaller than it declares: then `pixels` is smaller and
+    `decoded_size` says by how much.
     """
 
     pixels: np.ndarray = field(repr=False)  # (H, W, 3) uint8 RGB
     width: int
     height: int
-    format: str  # Pillow's name: "JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "MPO", "AVIF"
+    format: str  # Pillow's name: "JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF", "MPO", "AVIF", "HEIF"; or "SVG"
     mode: str  # the source's Pillow mode: "RGB", "CMYK", "P", "I;16", "1", ...
     frames: int  # 1 unless animated (or multi-page); the first frame is the one decoded
 
@@ -174,7 +183,8 @@ def decode_image(
         A JPEG is then decoded at the smallest of scales 1/2, 1/4, 1/8 that is still at least
         that large on both sides: libjpeg scales inside the DCT, so less is decoded and nothing
         is resized here (measured: 1024x768 at 1/2 about 1.5x faster; 4032x3024 at 1/8 about
-        9x). Other formats decode at full size. `width`/`height` stay the original's.
+        9x). An SVG is drawn at the smallest size covering it (never above its declared size).
+        Other formats decode at full size. `width`/`height` stay the original's.
     formats: Pillow format names to accept; anything else is `unsupported` or `not_an_image`.
     """
     if data is None or len(data) == 0:
@@ -282,6 +292,10 @@ def encode_jpeg(pixels: np.ndarray, *, max_side: int | None = None, size: tuple[
 def _decode(
     data: bytes, *, max_pixels: int, target_size: tuple[int, int] | None, formats: Sequence[str]
 ) -> DecodedImage:
+    if "SVG" in formats and _signature(data) is None:
+        text = _as_text(data[:4096])
+        if text is not None and svg.looks_like_svg(text):
+            return _decode_svg(data, max_pixels=max_pixels, target_size=target_size)
     try:
         image = _open_header(io.BytesIO(data), formats)
     except (ImageDecodeError, *_FATAL):
@@ -323,6 +337,35 @@ def _decode(
     return DecodedImage(pixels, width, height, image.format, image.mode, frames)
 
 
+def _decode_svg(data: bytes, *, max_pixels: int, target_size: tuple[int, int] | None) -> DecodedImage:
+    """An SVG drawn by `lxn.svg.rasterise`, its alpha composited like any other image's."""
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = data.decode("utf-16") if data.startswith((b"\xff\xfe", b"\xfe\xff")) else data.decode("latin-1")
+    try:
+        rgba, (width, height) = svg.rasterise(text, max_pixels=max_pixels, target_size=target_size)
+    except OverflowError as exc:
+        raise ImageDecodeError("too_large", str(exc)) from None
+    except PermissionError as exc:
+        raise ImageDecodeError("unsupported", f"an SVG that {exc}") from None
+    except ValueError as exc:  # resvg's parse and render failures
+        raise ImageDecodeError("corrupt", f"the SVG cannot be drawn ({_describe(exc)})") from None
+    rgb = _to_rgb(Image.fromarray(rgba, "RGBA"))
+    return DecodedImage(np.asarray(rgb), width, height, "SVG", "RGBA", 1)
+
+
+def _heif_plugin() -> None:
+    """Register pillow-heif's HEIF reader with Pillow, once per process (it applies the image's
+    rotation itself and leaves EXIF orientation 1, so nothing is turned twice)."""
+    if "HEIF" not in Image.OPEN:
+        try:
+            import pillow_heif
+        except ImportError:  # without it HEIC stays `unsupported`, named as such
+            return
+        pillow_heif.register_heif_opener(thumbnails=False)
+
+
 def _open_header(fp: io.BytesIO, formats: Sequence[str]) -> Image.Image | None:
     """Identify the image and read its header, like `Image.open(fp, formats=formats)` minus the
     check against Pillow's process-global MAX_IMAGE_PIXELS (the caller checks its own cap).
@@ -331,6 +374,8 @@ def _open_header(fp: io.BytesIO, formats: Sequence[str]) -> Image.Image | None:
     (`Image.register_open`); the loop mirrors Image.open's. None when no format accepts the bytes.
     """
     Image.init()  # registers every plugin once per process (a no-op afterwards), as Image.open does
+    if "HEIF" in formats:
+        _heif_plugin()
     prefix = fp.read(16)
     for name in formats:
         entry = Image.OPEN.get(name)
@@ -413,11 +458,10 @@ _IMAGE_SIGNATURES: tuple[tuple[str, Callable[[bytes], bool]], ...] = (
     ("BMP", lambda d: d[:2] == b"BM"),
     ("TIFF", lambda d: d[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")),
     ("AVIF", lambda d: d[4:8] == b"ftyp" and d[8:12] in (b"avif", b"avis")),
+    ("HEIF", lambda d: d[4:8] == b"ftyp" and d[8:12] in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1")),
 )
 # Images we recognise but do not read, and other things commonly found in buckets.
 _UNSUPPORTED_SIGNATURES: tuple[tuple[Callable[[bytes], bool], str], ...] = (
-    (lambda d: d[4:8] == b"ftyp" and d[8:12] in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1"),
-     "a HEIC/HEIF image"),
     (lambda d: d[:4] == b"8BPS", "a Photoshop (PSD) document"),
     (lambda d: d[:4] == b"%!PS" or d[:4] == b"\xc5\xd0\xd3\xc6", "a PostScript/EPS file"),
     (lambda d: d[:2] == b"\xff\x0a" or d[:12] == b"\x00\x00\x00\x0cJXL \r\n\x87\n", "a JPEG XL image"),
@@ -495,7 +539,7 @@ def _ends_early(fmt: str, data: bytes) -> bool:
         return len(data) < 8 + int.from_bytes(data[4:8], "little")
     if fmt == "BMP":  # the file header starts with the file's size
         return len(data) < int.from_bytes(data[2:6], "little")
-    return False  # TIFF and AVIF: no cheap tell
+    return False  # TIFF, AVIF and HEIF: no cheap tell
 
 
 def _as_text(head: bytes) -> str | None:
@@ -522,7 +566,7 @@ def _text_error(text: str) -> ImageDecodeError:
     # The quoted start says more without the XML declaration (an S3 error: "<Error><Code>...").
     snippet = _short(" ".join(re.sub(r"^<\?xml[^>]*>", "", body).split()), limit=60)
     if "<svg" in head:
-        return ImageDecodeError("unsupported", "an SVG vector image, a format this decoder does not read")
+        return ImageDecodeError("unsupported", "an SVG vector image, and SVG is not among the accepted formats")
     if head.startswith(("<!doctype html", "<html")) or re.search(r"<(head|body|title|meta|script)\b", head):
         return ImageDecodeError("not_an_image", f"looks like an HTML page: {snippet!r}")
     if head.startswith("<"):

@@ -139,6 +139,26 @@ def _frames(size: tuple[int, int]) -> list[Image.Image]:
     return [Image.new("RGB", size, colour) for colour in [(255, 0, 0), (0, 255, 0), (0, 0, 255)]]
 
 
+def quadrant_svg(size: str = 'width="64" height="48"') -> str:
+    """The quadrant image as an SVG: four rects in QUADRANT_COLOURS on a 64 x 48 viewBox."""
+    rects = "".join(f'<rect x="{x}" y="{y}" width="32" height="24" fill="rgb{QUADRANT_COLOURS[k]}"/>'
+                    for k, (x, y) in {"tl": (0, 0), "tr": (32, 0), "bl": (0, 24), "br": (32, 24)}.items())
+    return f'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" {size} viewBox="0 0 64 48">{rects}</svg>'
+
+
+def heic_bytes(image: Image.Image, orientation: int = 1) -> bytes:
+    """`image` encoded as HEIC by libheif (pillow-heif), with an EXIF orientation if not 1."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+    extra = {}
+    if orientation != 1:
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        extra["exif"] = exif.tobytes()
+    return encode(image, "HEIF", quality=95, **extra)
+
+
 def _html() -> bytes:
     return (
         b"<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head>\n"
@@ -213,6 +233,12 @@ def _build() -> dict[str, Sample]:
     ok("tiff", encode(photo, "TIFF", compression="tiff_lzw"), (64, 48), "archive/quadrants.tif", "TIFF", "RGB")
     ok("mpo", encode(photo, "MPO", save_all=True, append_images=[photo]), (64, 48), "photos/stereo.jpg", "MPO",
        "RGB", "multi-picture JPEG from a camera: 2 frames")
+    ok("heic", heic_bytes(photo), (64, 48), "photos/iphone.heic", "HEIF", "RGB", "a phone photo (HEVC in HEIF)")
+    ok("heic_rotated", heic_bytes(photo, orientation=6), (48, 64), "photos/iphone-portrait.heic", "HEIF", "RGB",
+       "stored 64x48, turned by the container's rotation: displayed 48x64")
+    ok("svg", quadrant_svg().encode(), (64, 48), "logos/vector.svg", "SVG", "RGBA", "four rects: the quadrants")
+    ok("svg_in_mm", quadrant_svg('width="20mm" height="15mm"').encode(), (76, 57), "logos/print.svg", "SVG",
+       "RGBA", "a size in millimetres: 96 px to the inch")
     if features.check("avif"):  # Pillow >= 11.2 wheels read and write AVIF
         ok("avif", encode(photo, "AVIF", quality=90), (64, 48), "photos/quadrants.avif", "AVIF", "RGB")
     # 12 M pixels, all zero: a 36 MB RGB array from a PNG of about 1.5 kB.
@@ -234,10 +260,16 @@ def _build() -> dict[str, Sample]:
         b"<Message>Access Denied</Message></Error>", "not_an_image", "thumbs/124.jpg")
     bad("pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n", "not_an_image",
         "press/logo.jpg")
-    bad("svg", b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>',
-        "unsupported", "logos/vector.png")
-    bad("heic", struct.pack(">I", 24) + b"ftypheic" + b"\x00\x00\x00\x00mif1heic" + bytes(64), "unsupported",
-        "photos/iphone.jpg")
+    bad("svg_bomb", quadrant_svg('width="100000" height="100000"').encode(), "too_large", "logos/bomb.svg",
+        "declares 100000x100000 px: refused before anything is drawn")
+    bad("svg_external", b'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+        b'width="10" height="10"><image xlink:href="file:///etc/hostname" width="10" height="10"/></svg>',
+        "unsupported", "logos/linked.svg", "references a local file: never read")
+    bad("svg_broken", b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10"',
+        "corrupt", "logos/cut.svg", "the document stops inside a tag")
+    bad("heic_header_only", struct.pack(">I", 24) + b"ftypheic" + b"\x00\x00\x00\x00mif1heic" + bytes(64),
+        "corrupt", "photos/iphone.jpg", "an ftyp box and zeros: no image in it")
+    bad("psd", b"8BPS\x00\x01" + bytes(64), "unsupported", "design/logo.png", "a Photoshop document")
     bad("truncated_jpeg", noisy_jpeg[: len(noisy_jpeg) // 2], "truncated", "photos/partial.jpg")
     bad("truncated_png", noisy_png[: len(noisy_png) // 2], "truncated", "logos/partial.png")
     anim = samples["animated_gif"].data

@@ -24,6 +24,7 @@ from typing import Any
 from lxn import storage
 from lxn.data.coco import read_coco
 from lxn.data.sample import NO_LOGO, Sample
+from lxn.images import FILE_EXTENSIONS
 
 __all__ = [
     "Sample",
@@ -41,7 +42,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = tuple(f".{extension}" for extension in FILE_EXTENSIONS)  # what lxn.images decodes
 
 def _hidden(parts: list[str]) -> bool:
     # ".DS_Store", "._x.jpg" (macOS resource forks), ".ipynb_checkpoints/", ".git/" ...

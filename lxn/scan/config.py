@@ -18,14 +18,13 @@ import json
 from typing import Literal
 
 from lxn.config import add_arguments, from_namespace, setting
-from lxn.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from lxn.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, FILE_EXTENSIONS
 from lxn.scan.layout import check_date, check_scan_id
 
 __all__ = ["ScanConfig", "DEFAULT_EXTENSIONS", "build_parser", "parse_scan_config", "scan_date", "derive_scan_id"]
 
-# What a media bucket holds under image names. HEIC and SVG are listed on purpose: they are
-# reported as `unsupported` rows rather than silently left out of the report.
-DEFAULT_EXTENSIONS = ["jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff", "avif", "heic", "heif", "svg"]
+# What a media bucket holds under image names, phones' HEIC and vector SVG included.
+DEFAULT_EXTENSIONS = list(FILE_EXTENSIONS)
 
 _MAX_GRID = 8
 

@@ -89,8 +89,10 @@ def test_binary_noise_is_not_text():
         ("s3_error_xml", ["XML", "AccessDenied"]),
         ("pdf", ["PDF"]),
         ("zeros", ["zero"]),
-        ("svg", ["SVG"]),
-        ("heic", ["HEIC"]),
+        ("svg_bomb", ["SVG", "100,000x100,000"]),
+        ("svg_external", ["SVG", "file:///etc/hostname"]),
+        ("heic_header_only", ["HEIF"]),
+        ("psd", ["Photoshop"]),
         ("truncated_jpeg", ["JPEG", "ends early"]),
         ("truncated_png", ["PNG", "ends early"]),
         ("truncated_gif", ["GIF", "ends early"]),
@@ -441,3 +443,50 @@ def test_concurrent_decoding_matches_sequential():
     sequential = [outcome(n) for n in names]
     with ThreadPoolExecutor(4) as pool:
         assert list(pool.map(outcome, names * 3)) == sequential * 3
+
+
+# ---- HEIC and SVG -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, shown", [("heic", [["tl", "tr"], ["bl", "br"]]),
+                                         ("heic_rotated", np.rot90([["tl", "tr"], ["bl", "br"]], k=-1))])
+def test_a_phone_photo_in_heic_decodes_as_displayed(name, shown):
+    image = decode_image(SAMPLES[name].data)
+    assert image.format == "HEIF" and image.decoded_size == (image.width, image.height)
+    centres = quadrant_centres(image.pixels)
+    for corner, source in zip(["tl", "tr", "bl", "br"], np.asarray(shown).ravel()):
+        assert close(centres[corner], QUADRANT_COLOURS[source], 16), (corner, source, centres[corner])
+
+
+def test_an_svg_is_drawn_as_its_shapes_and_only_as_large_as_asked():
+    image = decode_image(SAMPLES["svg"].data)
+    assert (image.width, image.height, image.format) == (64, 48, "SVG")
+    for corner, pixel in quadrant_centres(image.pixels).items():
+        assert close(pixel, QUADRANT_COLOURS[corner], 2), corner
+    small = decode_image(SAMPLES["svg"].data, target_size=16)  # drawn at 1/3: both sides still >= 16
+    assert (small.width, small.height) == (64, 48) and min(small.decoded_size) == 16 and small.decoded_size[0] >= 21
+    big = decode_image(SAMPLES["svg"].data, target_size=512)  # never above the size it declares
+    assert big.decoded_size == (64, 48)
+
+
+def test_an_svg_on_a_transparent_canvas_is_on_white_and_internal_references_are_fine():
+    svg = (b'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="20" '
+           b'height="10"><defs><rect id="r" width="10" height="10" fill="#000"/></defs><use xlink:href="#r"/></svg>')
+    image = decode_image(svg)
+    assert close(image.pixels[5, 3], (0, 0, 0), 2) and close(image.pixels[5, 16], WHITE, 2)
+
+
+@pytest.mark.parametrize("reference", ["http://example.com/a.png", "/etc/hostname", "logo.png"])
+def test_an_svg_referencing_anything_outside_itself_is_refused(reference):
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><image href="{reference}" '
+           f'width="10" height="10"/></svg>').encode()
+    image, kind, reason = safe_decode(svg)
+    assert image is None and kind == "unsupported" and reference in reason
+
+
+def test_heic_and_svg_left_out_of_the_formats_are_unsupported_rows():
+    formats = ("JPEG", "PNG")
+    assert safe_decode(SAMPLES["svg"].data, formats=formats)[1:] == (
+        "unsupported", "an SVG vector image, and SVG is not among the accepted formats")
+    kind, reason = safe_decode(SAMPLES["heic"].data, formats=formats)[1:]
+    assert kind == "unsupported" and "HEIF" in reason
