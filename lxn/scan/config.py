@@ -15,10 +15,12 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import os
 from typing import Literal
 
 from lxn.config import add_arguments, from_namespace, setting
 from lxn.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, FILE_EXTENSIONS
+from lxn.notify import check_webhook
 from lxn.scan.layout import check_date, check_scan_id
 
 __all__ = ["ScanConfig", "DEFAULT_EXTENSIONS", "build_parser", "parse_scan_config", "scan_date", "derive_scan_id"]
@@ -27,6 +29,7 @@ __all__ = ["ScanConfig", "DEFAULT_EXTENSIONS", "build_parser", "parse_scan_confi
 DEFAULT_EXTENSIONS = list(FILE_EXTENSIONS)
 
 _MAX_GRID = 8
+NOTIFY_ENV = "LXN_NOTIFY_URL"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,6 +70,8 @@ class ScanConfig:
     ray_address: str | None = setting(None, "Ray cluster to join (default: RAY_ADDRESS, else a local Ray)")
     progress_bars: bool = setting(True, "Ray Data's progress bars (--no-progress-bars for cron logs; progress is logged either way)")
     shared_filesystem: bool = setting(False, "local paths are on a filesystem every node mounts at the same path (NFS, EFS): allow them on a multi-node cluster")
+    notify: str | None = setting(None, "webhook URL (Slack, Teams, an alerting tool) that gets the scan's summary or its error as JSON; default: the LXN_NOTIFY_URL environment variable, which keeps the URL, a credential, out of command lines and Ray's job list")
+    check: str | None = setting(None, "scan nothing: check that the scan of this date (YYYY-MM-DD) under --out was committed; exit 1 when it is missing or half-written (with --notify: tell someone)")
 
     def __post_init__(self) -> None:
         problems = []
@@ -93,14 +98,25 @@ class ScanConfig:
             problems.append(f"--tiles takes grid sizes within 2..{_MAX_GRID} (the whole image is always a tile), got {self.tiles}")
         if self.lease_wait < 0:
             problems.append(f"--lease-wait must be >= 0 seconds, got {self.lease_wait}")
-        for value, check in ((self.date, check_date), (self.scan_id, check_scan_id)):
+        if self.notify_url:
+            try:
+                check_webhook(self.notify_url)
+            except ValueError as exc:
+                problems.append(str(exc))
+        for value, check, where in ((self.date, check_date, "--date"), (self.scan_id, check_scan_id, "--scan-id"),
+                                    (self.check, check_date, "--check")):
             if value is not None:
                 try:
-                    check(value)
+                    check(value, where)
                 except ValueError as exc:
                     problems.append(str(exc))
         if problems:
             raise ValueError("; ".join(problems))
+
+    @property
+    def notify_url(self) -> str | None:
+        """--notify, else LXN_NOTIFY_URL; None: nobody is told."""
+        return self.notify or os.environ.get(NOTIFY_ENV) or None
 
     @property
     def grids(self) -> tuple[int, ...]:

@@ -41,7 +41,7 @@ pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
 DATE = "2025-07-01"
 SECRETS = {name: f"{name}-{uuid.uuid4().hex}" for name in ("tracking-pw", "source-sig", "manifest-token",
-                                                            "out-pw", "tracking-token", "slash-pw")}
+                                                            "out-pw", "tracking-token", "slash-pw", "hook-token")}
 # A manifest named with a presigned-URL token (a legal key) that does not exist.
 MANIFEST_KEY = f"lists/missing.txt?X-Amz-Security-Token={SECRETS['manifest-token']}"
 
@@ -75,7 +75,30 @@ def fuzzed_keys(count: int = 60, seed: int = 7) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, s3_endpoint, ray_head):
+def hook():
+    """A webhook on 127.0.0.1 (as Slack's: the token in the path) recording what it is sent."""
+    import http.server
+    import threading
+
+    posts = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the stdlib's name
+            posts.append((self.path, json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/services/{SECRETS['hook-token']}", posts
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, s3_endpoint, ray_head, hook):
     """A bucket of fuzzed keys, an `mlflow server` (local artifacts) with `redspot@champion`
     registered through a credentialed URI, and the scans' outputs for the tests to read."""
     tmp = tmp_path_factory.mktemp("hardening")
@@ -97,7 +120,7 @@ def world(tmp_path_factory, s3_endpoint, ray_head):
         # One scan carries the planted secrets that a scan can succeed with; the rest are refusals
         # (below). The manifest setting's redaction is the unit property test's (tests/unit/test_redact.py).
         runs = {
-            "sources": [*common, "--tracking-uri", tracking, "--out", f"s3://{bucket}/reports",
+            "sources": [*common, "--tracking-uri", tracking, "--out", f"s3://{bucket}/reports", "--notify", hook[0],
                         "--source", f"s3://{bucket}/media", f"s3://{bucket}/extra?X-Amz-Signature={SECRETS['source-sig']}"],
         }
         done = {name: subprocess.run([sys.executable, "jobs/scan.py", *flags], cwd=REPO, env=env, capture_output=True,
@@ -126,9 +149,12 @@ def _report_rows(bucket: str, root: str) -> list[dict]:
     return rows
 
 
-def test_the_scans_succeed(world):
+def test_the_scans_succeed_and_the_hook_hears_of_it(world, hook):
     for name, done in world["runs"].items():
         assert done.returncode == 0, (name, done.stderr[-3000:])
+    (path, body), = hook[1]
+    assert path == f"/services/{SECRETS['hook-token']}" and body["lxn"]["status"] == "ok"
+    assert body["lxn"]["summary"]["counts"]["ok"] == len(world["keys"]) and body["text"].startswith("lxn scan ")
 
 
 def test_every_legal_key_is_exactly_one_row(world):
