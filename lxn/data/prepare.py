@@ -25,6 +25,7 @@ depends only on the input, the settings and the seed.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import json
@@ -87,7 +88,8 @@ class PrepareConfig:
     listing_chunk: int = setting(100_000, "rows per listing file (bounds the driver's memory)")
     batch_size: int = setting(64, "images per Ray Data batch")
     load_block_rows: int = setting(256, "images per load task, and per staged file (about 5 MB re-encoded): every CPU loads, and memory stays flat at any dataset size")
-    progress_bars: bool = setting(True, "Ray Data's progress bars (--no-progress-bars for cron logs)")
+    progress_bars: bool = setting(True, "Ray Data's progress bars (--no-progress-bars for cron logs: a progress line every --progress-every seconds instead)")
+    progress_every: float = setting(30.0, "with progress bars off, seconds between progress lines (images loaded, rate, ETA)")
     shared_filesystem: bool = setting(False, "local paths are on a filesystem every node mounts at the same path (NFS, EFS): allow them on a multi-node cluster")
 
 
@@ -437,6 +439,22 @@ def _clear(out: str) -> None:
             storage.delete_prefix(target)
 
 
+def _progress(config: PrepareConfig, rows: int, loaded: str):
+    """With progress bars off, a line every --progress-every seconds: each load task stages one
+    file of --load-block-rows rows, so the staged files count the images loaded."""
+    if config.progress_bars:
+        return contextlib.nullcontext()
+    from lxn.progress import Heartbeat
+
+    def count() -> int:
+        try:
+            return sum(1 for _ in storage.iter_objects(loaded, extensions=(".parquet",))) * config.load_block_rows
+        except FileNotFoundError:  # nothing staged yet
+            return 0
+
+    return Heartbeat(log, "prepare: images loaded", rows, count, every_s=config.progress_every)
+
+
 def run(config: PrepareConfig) -> Manifest:
     """Prepare `config.source` into `config.out`; returns the manifest written last."""
     import ray
@@ -452,6 +470,8 @@ def run(config: PrepareConfig) -> Manifest:
     if config.store_side < 32 or not 1 <= config.jpeg_quality <= 95:
         raise ValueError(f"--store-side must be at least 32 and --jpeg-quality within 1..95, got {config.store_side}, "
                          f"{config.jpeg_quality}")
+    if config.progress_every <= 0:
+        raise ValueError(f"--progress-every must be a positive number of seconds, got {config.progress_every}")
     if config.batch_size < 1 or config.load_block_rows < 1:
         raise ValueError(f"--batch-size and --load-block-rows must be at least 1, got {config.batch_size}, {config.load_block_rows}")
     sources = [storage.normalize_uri(s) for s in config.source]
@@ -471,7 +491,7 @@ def run(config: PrepareConfig) -> Manifest:
     ray.data.DataContext.get_current().enable_progress_bars = config.progress_bars
     listing_fs, listing_path = storage.arrow_filesystem(storage.join(staging, "listing"))
     loaded_fs, loaded_path = storage.arrow_filesystem(storage.join(staging, "loaded"))
-    (
+    loading = (
         read_parquet(listing_path, filesystem=listing_fs)
         # Listing order is class order. Shards written that way would give each training worker,
         # and each local shuffle buffer, a few classes at a time: BatchNorm statistics then
@@ -485,8 +505,9 @@ def run(config: PrepareConfig) -> Manifest:
         # (a read of one file in four blocks gave tasks of 11 to 27 rows for 16 asked).
         .repartition(target_num_rows_per_block=config.load_block_rows, strict=True)
         .map_batches(load_batch, fn_kwargs={"config": config}, batch_format="pyarrow", batch_size=config.batch_size)
-        .write_parquet(loaded_path, filesystem=loaded_fs)
     )
+    with _progress(config, rows, storage.join(staging, "loaded")):
+        loading.write_parquet(loaded_path, filesystem=loaded_fs)
 
     import pyarrow.dataset as pads
 

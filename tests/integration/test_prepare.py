@@ -156,10 +156,14 @@ def test_splits_are_stratified_within_one_image_per_class(prepared):
         assert sum(1 for r in rows.values() if r["class_name"] == name) == total
 
 
-def test_rerun_into_the_same_output_is_safe_and_identical(bucket_dataset, prepared):
+def test_rerun_into_the_same_output_is_safe_and_identical(bucket_dataset, prepared, caplog):
     source, out, *_ = bucket_dataset
     manifest, rows = prepared
-    again = run(PrepareConfig(source=[source], out=out, seed=7, **SMALL_TASKS))
+    with caplog.at_level("INFO", logger="lxn.data.prepare"):  # bars off, as in a RayJob: progress lines instead
+        again = run(PrepareConfig(source=[source], out=out, seed=7, progress_bars=False, progress_every=0.05,
+                                  **SMALL_TASKS))
+    listed = manifest.extra["images_listed"]
+    assert f"prepare: images loaded: {listed:,}/{listed:,} (100%)" in caplog.text
     assert {k: v for k, v in again.__dict__.items() if k != "created_at"} == {
         k: v for k, v in manifest.__dict__.items() if k != "created_at"}
     rerun_rows = _rows(out)
