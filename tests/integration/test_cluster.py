@@ -24,7 +24,7 @@ import torch
 
 from lxn import storage
 from lxn.data.synthetic import SyntheticConfig, write_imagefolder
-from tests.conftest import free_port
+from tests.conftest import free_ports
 from tests.integration.conftest import _wait_for_job_agent
 from tests.integration.conftest import run_mlflow_server
 
@@ -45,10 +45,14 @@ def cluster(s3_endpoint):
     saved = {k: os.environ.get(k) for k in ("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL", "PATH")}
     os.environ["MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL"] = "1"
     os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
-    port = free_port()
+    # Every node's dashboard agent gets its own port: by default both take 52365, the one that
+    # loses the race runs without its HTTP server, and when that is the head's, every `ray job
+    # submit` is refused with "No available agent to submit job" (a flake seen under load).
+    port, head_agent, node_agent = free_ports(3)
     nodes = Cluster(initialize_head=True, head_node_args={
-        "num_cpus": 3, "include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": port})
-    accelerator = nodes.add_node(num_cpus=3, resources={"accelerator": 1})
+        "num_cpus": 3, "include_dashboard": True, "dashboard_host": "127.0.0.1", "dashboard_port": port,
+        "dashboard_agent_listen_port": head_agent})
+    accelerator = nodes.add_node(num_cpus=3, resources={"accelerator": 1}, dashboard_agent_listen_port=node_agent)
     try:
         nodes.wait_for_nodes()
         dashboard = f"http://127.0.0.1:{port}"
