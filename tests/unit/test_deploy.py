@@ -145,3 +145,25 @@ def test_every_entrypoint_is_a_job_whose_parser_accepts_its_flags(name, entrypoi
             assert uri is None or uri.startswith("s3://"), (name, field, uri)  # a cluster job reads and writes S3
     if not getattr(config, "check", None):  # the freshness check draws none
         assert getattr(config, "progress_bars", False) is False  # scheduled logs stay readable
+
+
+def test_every_service_account_a_pod_names_is_shipped():
+    """KubeRay does not create a service account the head names itself; a pod whose account is
+    missing is never created."""
+    shipped, named = set(), set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("serviceAccountName"), str):
+                named.add(node["serviceAccountName"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    for _, doc in _docs():
+        if doc["kind"] == "ServiceAccount":
+            shipped.add(doc["metadata"]["name"])
+        walk(doc)
+    assert named and named <= shipped, named - shipped
