@@ -41,6 +41,15 @@ def _length(text: str | None) -> float | None:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+def _view_size(view_box: str | None) -> tuple[float, float] | None:
+    """(width, height) of a viewBox "min-x min-y width height"; None when absent or unusable."""
+    try:
+        box = [float(v) for v in re.split(r"[\s,]+", (view_box or "").strip()) if v]
+    except ValueError:
+        return None
+    return (box[2], box[3]) if len(box) == 4 and box[2] > 0 and box[3] > 0 else None
+
+
 def declared_size(text: str) -> tuple[float, float]:
     """(width, height) in px an SVG is drawn at: its root's width and height, else its viewBox's,
     else 100 x 100 (resvg's rules, for the units that do not depend on a viewer)."""
@@ -48,9 +57,7 @@ def declared_size(text: str) -> tuple[float, float]:
     if root is None:
         raise ValueError("no <svg> root element")
     tag = root.group(1)
-    box = [float(v) for v in re.split(r"[\s,]+", (_attribute(tag, "viewBox") or "").strip()) if v] \
-        if re.fullmatch(r"[\s,0-9.eE+-]*", _attribute(tag, "viewBox") or "") else []
-    view = (box[2], box[3]) if len(box) == 4 and box[2] > 0 and box[3] > 0 else None
+    view = _view_size(_attribute(tag, "viewBox"))
     width, height = _length(_attribute(tag, "width")), _length(_attribute(tag, "height"))
     if width is None and height is None:
         return view or _DEFAULT_SIZE

@@ -85,24 +85,24 @@ def test_cluster_yaml_launches_the_image_with_a_shared_token_and_an_idle_head():
     assert "deploy/secrets/" in (ROOT / ".gitignore").read_text()
 
 
+def _mappings(node):
+    """Every mapping inside a manifest document, at any depth."""
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _mappings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _mappings(value)
+
+
+def _strings_under(key: str) -> set[str]:
+    return {m[key] for _, doc in _docs() for m in _mappings(doc) if isinstance(m.get(key), str)}
+
+
 def test_every_manifest_names_the_one_image():
-    images = set()
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "image" in node and isinstance(node["image"], str):
-                images.add(node["image"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    kinds = set()
-    for _, doc in _docs():
-        kinds.add(doc["kind"])
-        walk(doc)
-    assert images == {_image()}
+    kinds = {doc["kind"] for _, doc in _docs()}
+    assert _strings_under("image") == {_image()}
     assert {"RayCluster", "RayJob", "RayCronJob", "CronJob", "Deployment", "Service"} <= kinds
 
 
@@ -150,20 +150,6 @@ def test_every_entrypoint_is_a_job_whose_parser_accepts_its_flags(name, entrypoi
 def test_every_service_account_a_pod_names_is_shipped():
     """KubeRay does not create a service account the head names itself; a pod whose account is
     missing is never created."""
-    shipped, named = set(), set()
-
-    def walk(node):
-        if isinstance(node, dict):
-            if isinstance(node.get("serviceAccountName"), str):
-                named.add(node["serviceAccountName"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    for _, doc in _docs():
-        if doc["kind"] == "ServiceAccount":
-            shipped.add(doc["metadata"]["name"])
-        walk(doc)
+    shipped = {doc["metadata"]["name"] for _, doc in _docs() if doc["kind"] == "ServiceAccount"}
+    named = _strings_under("serviceAccountName")
     assert named and named <= shipped, named - shipped

@@ -490,3 +490,13 @@ def test_heic_and_svg_left_out_of_the_formats_are_unsupported_rows():
         "unsupported", "an SVG vector image, and SVG is not among the accepted formats")
     kind, reason = safe_decode(SAMPLES["heic"].data, formats=formats)[1:]
     assert kind == "unsupported" and "HEIF" in reason
+
+
+@pytest.mark.parametrize("attributes, size", [
+    ('width="64" height="48"', (64, 48)), ('viewBox="0 0 40 20"', (40, 20)),
+    ('width="80" viewBox="0,0,40,20"', (80, 40)), ('height="1in" viewBox="0 0 40 20"', (192, 96)),
+    ('width="50%" height="50%" viewBox="0 0 30 10"', (30, 10)), ('viewBox="0 0 x 1"', (100, 100)), ("", (100, 100))])
+def test_an_svg_declares_its_size_as_resvg_reads_it(attributes, size):
+    from lxn.svg import declared_size
+
+    assert declared_size(f'<svg xmlns="http://www.w3.org/2000/svg" {attributes}></svg>') == pytest.approx(size)
