@@ -72,6 +72,10 @@ ALIAS_MOVED_FROM = "lxn.alias_moved_from"  # on a version an alias moved to: "<a
 LOCK_SUFFIX = ".lxn-promotion-lock"
 LOCK_OWNER = "lxn.lock_owner"
 LOCK_AT = "lxn.lock_at"
+# Creating the lock model can fail three ways that mean "not yet": it exists (held), the holder
+# deleted it between the store's failed insert and its own lookup of the name (the store then says
+# it does not exist), or the store is busy (sqlite under concurrent writers).
+_LOCK_TAKEN = {"RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST", "TEMPORARILY_UNAVAILABLE"}
 
 DEFAULT_THRESHOLD = 0.5                # a version without a chosen threshold
 
@@ -259,8 +263,13 @@ class Registry:
                                                description="held while lxn promotes a version of " + name)
                 break
             except MlflowException as exc:
-                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                if exc.error_code not in _LOCK_TAKEN:
                     raise
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":  # released or busy under our feet: ask again
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05 + 0.1 * random.random())
+                    continue
             try:
                 held = client.get_registered_model(lock)
                 age = time.time() - float(held.tags.get(LOCK_AT, "0"))
@@ -281,4 +290,20 @@ class Registry:
         try:
             yield
         finally:
-            client.delete_registered_model(lock)
+            self._release(lock)
+
+    def _release(self, lock: str, attempts: int = 5) -> None:
+        """Give the lock back; a busy store is asked again rather than leaving the lock to go stale
+        (every other promotion would wait `stale_s` for it)."""
+        from mlflow.exceptions import MlflowException
+
+        for attempt in range(attempts):
+            try:
+                self.client.delete_registered_model(lock)
+                return
+            except MlflowException as exc:
+                if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                    return  # broken as stale by another promotion: it is not ours any more
+                if exc.error_code != "TEMPORARILY_UNAVAILABLE" or attempt == attempts - 1:
+                    raise
+                time.sleep(0.2 * 2 ** attempt)

@@ -33,15 +33,40 @@ def test_jobs_and_configs_load_no_torch_ray_or_mlflow(targets):
     assert done.stdout.strip() == ""
 
 
+SOURCE_PROBE = """
+import ast, json, pathlib, sys
+out = {}
+for path in pathlib.Path(sys.argv[1]).rglob("*.py"):
+    imports, strings = [], []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            imports.append([node.module] + [f"{node.module}.{alias.name}" for alias in node.names])
+        elif isinstance(node, ast.Import):
+            imports.append([alias.name for alias in node.names])
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            strings.append([node.lineno, node.value])
+    out["lxn/" + path.relative_to(sys.argv[1]).as_posix()] = {"imports": imports, "strings": strings}
+print(json.dumps(out))
+"""
+
+
+def _sources() -> dict[str, dict]:
+    """lxn/<file> -> its imports and string constants, parsed in a fresh interpreter: CPython
+    3.11's AST conversion keeps its recursion depth in process-wide state, so a parse here races
+    any other thread of the test process that parses too ("AST constructor recursion depth
+    mismatch", seen in CI)."""
+    import json
+
+    done = subprocess.run([sys.executable, "-c", SOURCE_PROBE, str(ROOT / "lxn")], capture_output=True,
+                          text=True, timeout=120, check=True)
+    return json.loads(done.stdout)
+
+
 def _import_graph() -> dict[str, set[str]]:
     """lxn module -> the lxn modules it imports, at the top or inside functions (a lazy import
     still ties the two together)."""
-    import ast
-
-    modules = {}
-    for path in (ROOT / "lxn").rglob("*.py"):
-        name = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
-        modules[name] = path
+    sources = _sources()
+    modules = {".".join(Path(path).with_suffix("").parts).removesuffix(".__init__"): path for path in sources}
 
     def owner(name: str) -> str:
         while name and name not in modules:
@@ -50,14 +75,8 @@ def _import_graph() -> dict[str, set[str]]:
 
     graph: dict[str, set[str]] = {name: set() for name in modules}
     for name, path in modules.items():
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("lxn"):
-                targets = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-            elif isinstance(node, ast.Import):
-                targets = [alias.name for alias in node.names if alias.name.startswith("lxn")]
-            else:
-                continue
-            for target in map(owner, targets):
+        for targets in sources[path]["imports"]:
+            for target in map(owner, (t for t in targets if t.startswith("lxn"))):
                 if target and target != name and not name.startswith(target + "."):  # a package's own parent
                     graph[name].add(target)
     return graph
@@ -103,16 +122,9 @@ def test_only_the_registry_module_changes_the_registry():
 def test_every_tag_name_is_the_registry_modules():
     """A tag name spelled outside lxn/registry.py ("lxn.<anything>" in a string) is a contract
     with two owners: the writer and the reader drift apart."""
-    import ast
-
-    spelled = []
-    for path in (ROOT / "lxn").rglob("*.py"):
-        if path.relative_to(ROOT).as_posix() == "lxn/registry.py":
-            continue
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("lxn.") \
-                    and " " not in node.value and not _is_module_name(node.value.rstrip(".")):
-                spelled.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value}")
+    spelled = [f"{path}:{line}: {value}" for path, found in _sources().items() if path != "lxn/registry.py"
+               for line, value in found["strings"]
+               if value.startswith("lxn.") and " " not in value and not _is_module_name(value.rstrip("."))]
     assert spelled == []
 
 
