@@ -57,14 +57,16 @@ lock: $(STAMP)
 	$(PY) deploy/lock.py
 
 # One Ray auth token for every node and client (mode 0600, git-ignored). The MLflow server's
-# backend store URI goes beside it by hand: deploy/secrets/mlflow-backend-uri.
+# backend store URI is an SSM SecureString only the head reads (docs/operations.md).
 cluster-token:
 	@mkdir -p deploy/secrets && umask 077 && test -s deploy/secrets/ray-auth-token || \
 	  $(PYTHON) -c "import secrets; print(secrets.token_hex(32), end='')" > deploy/secrets/ray-auth-token
 	@echo "token: deploy/secrets/ray-auth-token (clients: RAY_AUTH_MODE=token RAY_AUTH_TOKEN_PATH=deploy/secrets/ray-auth-token)"
 
 cluster-up: cluster-token $(STAMP)
-	@test -s deploy/secrets/mlflow-backend-uri || (echo "write the MLflow server's backend store URI (postgresql://...) to deploy/secrets/mlflow-backend-uri first" && false)
+	@aws ssm describe-parameters --region us-east-1 --parameter-filters Key=Name,Values=/lxn/mlflow-backend-uri \
+	  --query 'Parameters[0].Name' --output text 2>/dev/null | grep -q /lxn/mlflow-backend-uri || \
+	  (echo "store the MLflow backend store URI first: aws ssm put-parameter --name /lxn/mlflow-backend-uri --type SecureString --value 'postgresql://...'" && false)
 	$(VENV)/bin/ray up -y cluster.yaml
 
 clean:

@@ -4,6 +4,8 @@ manifest or the cron submitter runs exists with flags its parser accepts."""
 
 from __future__ import annotations
 
+import json
+
 import importlib.util
 import re
 import shlex
@@ -77,12 +79,85 @@ def test_cluster_yaml_launches_the_image_with_a_shared_token_and_an_idle_head():
     cpu = [n for name, n in types.items() if name != config["head_node_type"] and not n["resources"].get("GPU")]
     for group in (gpu, cpu):
         assert group and all(n["min_workers"] == 0 < n["max_workers"] for n in group)
-    assert raw["file_mounts"]["/home/ray/.ray/auth_token"] == "deploy/secrets/ray-auth-token"
+    assert raw["file_mounts"] == {"/home/ray/.ray/auth_token": "deploy/secrets/ray-auth-token"}  # no other secret
     assert raw["setup_commands"] == []  # nothing installed at boot: the image is the stack
-    server = " ".join(c for c in raw["head_start_ray_commands"] if "mlflow server" in c)
-    assert "--allowed-hosts" in server and "mlflow.internal" in server and "--artifacts-destination s3://" in server
-    assert "sqlite" not in server and "mlflow-backend-uri" in server
     assert "deploy/secrets/" in (ROOT / ".gitignore").read_text()
+
+
+def test_the_mlflow_server_runs_on_the_head_alone_under_a_restart_policy_with_its_secret():
+    raw = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    head_init = raw["initialization_commands"]  # the head's (ray up): worker types list their own
+    server = " ".join(c for c in head_init if "mlflow server" in c)
+    assert "--restart unless-stopped" in server and "--env-file" in server
+    assert "--allowed-hosts" in server and "mlflow.internal" in server and "--artifacts-destination s3://" in server
+    assert "sqlite" not in server and "--backend-store-uri" not in server  # the URI is never an argument
+    assert "ssm get-parameter" in server and "/lxn/mlflow-backend-uri" in server
+    assert not any("mlflow server" in c for c in raw["head_start_ray_commands"] + raw["head_setup_commands"])
+    for name, node in raw["available_node_types"].items():
+        if name == raw["head_node_type"]:
+            continue
+        assert "initialization_commands" in node, f"{name} would run the head's commands (the server, the secret)"
+        assert not any("mlflow" in c or "ssm" in c for c in node["initialization_commands"]), name
+        assert node["initialization_commands"][0] == head_init[0]  # the same registry login
+    # every image the file pulls is the one image, so a registry change is one edit per file
+    images = set(re.findall(r"[\w.-]+(?:/[\w.-]+)+:[\w.-]+", " ".join(head_init)))
+    assert images == {_image()} == {raw["docker"]["image"]}
+    # mlflow.internal follows the head: set in each container from Ray's own head address
+    assert any("127.0.0.1 mlflow.internal" in c for c in raw["head_setup_commands"])
+    assert any("$RAY_HEAD_IP mlflow.internal" in c for c in raw["worker_setup_commands"])
+    assert "mlflow.internal:5000" in " ".join(raw["docker"]["run_options"])
+
+
+def _policy_actions(path: Path) -> dict[str, set[str]]:
+    """action -> the resources a policy allows it on."""
+    actions: dict[str, set[str]] = {}
+    for statement in json.loads(path.read_text())["Statement"]:
+        assert statement["Effect"] == "Allow"
+        for action in [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]:
+            resources = statement["Resource"]
+            actions.setdefault(action, set()).update([resources] if isinstance(resources, str) else resources)
+    return actions
+
+
+# What each call of Ray's AWS node provider needs; a call missing here fails the test below, so a
+# Ray upgrade that calls something new is noticed before the autoscaler is refused in production.
+EC2_CALLS = {"create_instances": "ec2:RunInstances", "create_tags": "ec2:CreateTags",
+             "instances.filter": "ec2:DescribeInstances", "describe_instance_types": "ec2:DescribeInstanceTypes",
+             "describe_images": "ec2:DescribeImages", "terminate_instances": "ec2:TerminateInstances",
+             "terminate": "ec2:TerminateInstances", "stop_instances": "ec2:StopInstances", "stop": "ec2:StopInstances",
+             "start_instances": "ec2:StartInstances", "wait_until_stopped": "ec2:DescribeInstances",
+             "describe_launch_template_versions": "ec2:DescribeLaunchTemplateVersions"}
+
+
+def test_the_heads_role_lets_rays_autoscaler_launch_workers_and_the_workers_role_does_not():
+    import ray
+
+    provider = (Path(ray.__file__).parent / "autoscaler/_private/aws/node_provider.py").read_text()
+    calls = set(re.findall(r"(?:self\.ec2(?:_fail_fast)?|ec2|node|client)\.(?:meta\.client\.)?([a-z_]+(?:\.filter)?)\(", provider))
+    calls -= {"meta", "get", "append", "items", "pop", "update", "instances"}
+    unknown = sorted(c for c in calls if c not in EC2_CALLS and not c.startswith("describe_instance_status"))
+    assert unknown == [], f"Ray's AWS node provider calls {unknown}: add their IAM actions to EC2_CALLS and the policy"
+    head = _policy_actions(ROOT / "deploy/aws/lxn-ray-head-policy.json")
+    worker = _policy_actions(ROOT / "deploy/aws/lxn-ray-worker-policy.json")
+    needed = {EC2_CALLS[c] for c in calls}
+    assert needed <= head.keys() and "ec2:RunInstances" in needed
+    raw = yaml.safe_load((ROOT / "cluster.yaml").read_text())
+    profiles = {name: node["node_config"]["IamInstanceProfile"]["Name"]
+                for name, node in raw["available_node_types"].items()}
+    head_profile = profiles.pop(raw["head_node_type"])
+    assert head_profile == "lxn-ray-head" and set(profiles.values()) == {"lxn-ray-worker"}
+    # launching a worker hands it its role: iam:PassRole on exactly that role
+    assert head["iam:PassRole"] == {"arn:aws:iam::*:role/lxn-ray-worker"}
+    assert any("resolve:ssm:" in n["node_config"]["ImageId"] for n in raw["available_node_types"].values())
+    assert "ssm:GetParameters" in head  # EC2 resolves the AMI parameter with the caller's rights
+    # the workers start nothing, pass no role and read no secret
+    assert not {a for a in worker if a.startswith(("ec2:", "iam:", "ssm:"))}
+    assert {"arn:aws:ssm:*:*:parameter/lxn/mlflow-backend-uri"} == head["ssm:GetParameter"]
+    # both roles reach the buckets the jobs use; only the head's reaches the MLflow artifacts
+    assert any("lxn-mlflow-artifacts" in r for r in head["s3:PutObject"])
+    assert not any("lxn-mlflow-artifacts" in r for rs in worker.values() for r in rs)
+    for role in (head, worker):
+        assert {"arn:aws:s3:::lxn-reports/*", "arn:aws:s3:::lxn-checkpoints/*"} <= role["s3:PutObject"]
 
 
 def _mappings(node):
