@@ -9,6 +9,8 @@ import json
 import importlib.util
 import re
 import shlex
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -19,7 +21,11 @@ from packaging.utils import canonicalize_name
 from ray.autoscaler._private.util import prepare_config, validate_config
 
 ROOT = Path(__file__).resolve().parents[2]
-KUBERAY = sorted((ROOT / "deploy" / "kuberay").glob("*.yaml"))
+DEPLOY_K8S = ROOT / "deploy" / "kuberay"
+# The manifests: the kustomize base and the one-off jobs beside it (overlays are tested rendered).
+KUBERAY = sorted([*DEPLOY_K8S.glob("*.yaml"), *(p for p in (DEPLOY_K8S / "base").glob("*.yaml")
+                                                if p.name != "kustomization.yaml")])
+JOB_SETTINGS = "/etc/lxn/"  # where the head (and the check pod) mount the ConfigMap lxn-jobs
 
 
 def _image() -> str:
@@ -27,12 +33,15 @@ def _image() -> str:
 
 
 def _lock() -> dict[str, str]:
-    pins = {}
-    for line in (ROOT / "deploy" / "requirements.lock").read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, _, version = line.partition("==")
-            assert version and canonicalize_name(name) not in pins, line
-            pins[canonicalize_name(name)] = version
+    """{package: version} of deploy/requirements.lock; every pin carries its wheels' hashes."""
+    pins, text = {}, (ROOT / "deploy" / "requirements.lock").read_text()
+    for entry in re.split(r"\n(?=[A-Za-z0-9])", text.split("\n", 2)[2]):  # one pin and its hash lines
+        match = re.match(r"([A-Za-z0-9_.-]+)==([^\s\\;]+)", entry)
+        assert match, entry
+        name, version = canonicalize_name(match.group(1)), match.group(2)
+        assert name not in pins and "+" not in version, entry
+        assert re.search(r"--hash=sha256:[0-9a-f]{64}", entry), f"{name} has no hash: run `make lock`"
+        pins[name] = version
     return pins
 
 
@@ -60,7 +69,8 @@ def test_the_image_is_rays_own_for_the_pinned_ray_and_python():
     assert base.group(1) == _lock()["ray"]
     requires = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"]
     assert f"{base.group(2)}.{base.group(3)}" == "3.11" and ">=3.11" in requires
-    assert "requirements.lock" in dockerfile and "--no-deps" in dockerfile
+    assert "requirements.lock" in dockerfile and "--require-hashes --no-deps" in dockerfile
+    assert "pip check" in dockerfile
 
 
 def test_cluster_yaml_launches_the_image_with_a_shared_token_and_an_idle_head():
@@ -209,11 +219,22 @@ def _entrypoints():
                 yield name, command.replace('"$(date -u -d yesterday +%F)"', "2026-12-01")
 
 
+def _settings_files(directory: Path) -> dict[str, Path]:
+    return {path.name: path for path in directory.glob("*.toml")}
+
+
+@pytest.mark.parametrize("settings", [DEPLOY_K8S / "base" / "jobs", DEPLOY_K8S / "overlays" / "example"],
+                         ids=["base", "overlay"])
 @pytest.mark.parametrize("name, entrypoint", list(_entrypoints()), ids=lambda v: v if v.endswith(".yaml") else "")
-def test_every_entrypoint_is_a_job_whose_parser_accepts_its_flags(name, entrypoint):
+def test_every_entrypoint_is_a_job_whose_parser_accepts_its_flags(name, entrypoint, settings):
     python, script, *flags = shlex.split(entrypoint)
     assert python == "python" and script.startswith("jobs/")
-    config = _job_module(script).parse_config(flags)  # parses and validates: a bad flag raises
+    files = _settings_files(settings)
+    if "--config" in flags:  # the mounted settings file: parse the one kustomize puts there
+        where = flags.index("--config") + 1
+        assert flags[where].startswith(JOB_SETTINGS), flags[where]
+        flags[where] = str(files[flags[where].removeprefix(JOB_SETTINGS)])
+    config = _job_module(script).parse_config(flags)  # parses and validates: a bad flag or key raises
     for field in ("source", "data", "out", "storage"):
         value = getattr(config, field, None)
         for uri in value if isinstance(value, list) else [value]:
@@ -222,9 +243,117 @@ def test_every_entrypoint_is_a_job_whose_parser_accepts_its_flags(name, entrypoi
         assert getattr(config, "progress_bars", False) is False  # scheduled logs stay readable
 
 
+def _render(overlay: Path) -> list[dict]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl (with its built-in kustomize) is not installed")
+    done = subprocess.run([kubectl, "kustomize", str(overlay)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return list(yaml.safe_load_all(done.stdout))
+
+
+def test_the_overlay_is_the_one_place_for_namespace_image_buckets_and_role():
+    """`kubectl kustomize` on the example overlay: every object in its namespace, every container
+    (KubeRay's pod templates included) on its image, its settings in the ConfigMaps the pods
+    mount, its role on the service account; and no base bucket or image left anywhere."""
+    overlay = DEPLOY_K8S / "overlays" / "example"
+    spec = yaml.safe_load((overlay / "kustomization.yaml").read_text())
+    [image] = spec["images"]
+    rendered = _render(overlay)
+    objects = {(doc["kind"], doc["metadata"]["name"]): doc for doc in rendered}
+    assert {("RayCluster", "lxn"), ("Deployment", "mlflow"), ("CronJob", "lxn-nightly-scan-submitter"),
+            ("CronJob", "lxn-nightly-scan-check"), ("ServiceAccount", "lxn")} <= objects.keys()
+    for (kind, name), doc in objects.items():
+        if kind != "Namespace":
+            assert doc["metadata"]["namespace"] == spec["namespace"], (kind, name)
+    images = {m["image"] for doc in rendered for m in _mappings(doc) if isinstance(m.get("image"), str)}
+    assert images == {f"{image['newName']}:{image['newTag']}"}
+    text = yaml.safe_dump_all(rendered)
+    for base_only in ("s3://media-bucket", "s3://lxn-reports", "s3://lxn-data", "s3://lxn-mlflow-artifacts", _image()):
+        assert base_only not in text, base_only
+    jobs = objects[("ConfigMap", "lxn-jobs")]["data"]
+    assert jobs == {name: path.read_text() for name, path in _settings_files(overlay).items()}
+    account = objects[("ServiceAccount", "lxn")]["metadata"]["annotations"]
+    assert account["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
+    # the pods that read /etc/lxn mount the ConfigMap there
+    head = objects[("RayCluster", "lxn")]["spec"]["headGroupSpec"]["template"]["spec"]
+    check = objects[("CronJob", "lxn-nightly-scan-check")]["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    for pod in (head, check):
+        [volume] = [v for v in pod["volumes"] if v.get("configMap", {}).get("name") == "lxn-jobs"]
+        mounts = [m for c in pod["containers"] for m in c.get("volumeMounts", []) if m["name"] == volume["name"]]
+        assert [m["mountPath"] for m in mounts] == [JOB_SETTINGS.rstrip("/")]
+    server = objects[("Deployment", "mlflow")]["spec"]["template"]["spec"]["containers"][0]
+    assert {"configMapRef": {"name": "lxn-settings"}} in server["envFrom"]
+    assert "artifacts-destination" not in " ".join(server["args"])  # MLFLOW_ARTIFACTS_DESTINATION, from the overlay
+
+
+def test_the_one_off_jobs_name_no_image_and_no_bucket():
+    """They run on the overlay's cluster and read the overlay's settings: nothing in them differs
+    between installations."""
+    for path in DEPLOY_K8S.glob("*.yaml"):
+        text = path.read_text()
+        assert "s3://" not in text and _image() not in text and "namespace:" not in text, path.name
+
+
 def test_every_service_account_a_pod_names_is_shipped():
     """KubeRay does not create a service account the head names itself; a pod whose account is
     missing is never created."""
     shipped = {doc["metadata"]["name"] for _, doc in _docs() if doc["kind"] == "ServiceAccount"}
     named = _strings_under("serviceAccountName")
     assert named and named <= shipped, named - shipped
+
+
+KUBERAY_CRDS = ROOT / "tests" / "fixtures" / "kuberay"  # openAPIV3Schema of each CRD at a release tag
+KUBERNETES = ["1.29", "1.35"]  # CronJob timeZone is GA from 1.27; the newest schemas kubernetes-validate has
+
+
+def _crd_schemas(tag: str) -> dict[str, dict]:
+    import gzip
+
+    return json.loads(gzip.decompress((KUBERAY_CRDS / f"crds-{tag}.json.gz").read_bytes()))["schemas"]
+
+
+def _strict(schema):
+    """The API server drops fields a structural schema does not name (and strict field validation
+    refuses them): a misspelt or too-new field must fail here, so objects admit no others."""
+    if isinstance(schema, dict):
+        schema = {k: _strict(v) for k, v in schema.items()}
+        if "properties" in schema and "additionalProperties" not in schema \
+                and not schema.get("x-kubernetes-preserve-unknown-fields"):
+            schema["additionalProperties"] = False
+        return schema
+    if isinstance(schema, list):
+        return [_strict(v) for v in schema]
+    return schema
+
+
+def _crd_errors(doc: dict, tag: str) -> list[str]:
+    import jsonschema
+
+    schema = _strict(_crd_schemas(tag)[doc["kind"]])
+    return [f"{'.'.join(map(str, e.absolute_path))}: {e.message[:200]}"
+            for e in jsonschema.Draft7Validator(schema).iter_errors(doc)]
+
+
+@pytest.mark.parametrize("tag", ["v1.6.0", "v1.7.0"])
+def test_every_manifest_is_valid_on_the_stated_kuberay_and_kubernetes_versions(tag):
+    import kubernetes_validate
+
+    for name, doc in _docs():
+        if doc["apiVersion"].startswith("ray.io/"):
+            if doc["kind"] == "RayCronJob" and tag < "v1.7":
+                continue  # the opt-in needs 1.7 (below)
+            assert _crd_errors(doc, tag) == [], (name, tag)
+        else:
+            for version in KUBERNETES:
+                kubernetes_validate.validate(doc, version, strict=True)
+
+
+def test_the_version_floors_in_the_files_are_the_real_ones():
+    """RayCronJob's timeZone is new in KubeRay 1.7 and the RayCluster's authOptions.secretName in
+    1.6: the schemas one release older refuse them, so the stated minimums are the true ones."""
+    docs = {doc["kind"]: doc for _, doc in _docs()}
+    assert any("timeZone" in e for e in _crd_errors(docs["RayCronJob"], "v1.6.0"))
+    assert any("secretName" in e for e in _crd_errors(docs["RayCluster"], "v1.5.2"))
+    assert "KubeRay >= 1.7" in (DEPLOY_K8S / "raycronjob-scan.yaml").read_text()
+    assert "KubeRay >= 1.6" in (DEPLOY_K8S / "base" / "raycluster.yaml").read_text()
