@@ -60,6 +60,7 @@ def test_the_lock_pins_every_runtime_requirement_inside_its_range():
         assert name in pins, f"{requirement.name} is not in deploy/requirements.lock: run `make lock`"
         assert requirement.specifier.contains(pins[name], prereleases=True), (line, pins[name])
     assert not {"pytest", "moto", "hypothesis"} & set(pins)  # the image carries no test tools
+    assert "simple-icons-pack" not in pins  # the benchmarks' marks: an extra, not the cluster's stack
 
 
 def test_the_image_is_rays_own_for_the_pinned_ray_and_python():

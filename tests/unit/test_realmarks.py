@@ -77,3 +77,18 @@ def test_imagefolder_is_written_with_its_metadata_last(tmp_path):
         [m.slug for m in marks(CONFIG) for _ in range(2)] + [NO_LOGO] * 2)
     with pytest.raises(ValueError, match="held_out_brands"):
         RealMarksConfig(held_out_brands=-1)
+
+
+def test_without_the_bench_extra_the_real_marks_say_what_to_install(monkeypatch):
+    """simple-icons-pack is the benchmarks' extra (the cluster image leaves it out)."""
+    import sys
+
+    from lxn.data import realmarks
+
+    realmarks.all_marks.cache_clear()
+    monkeypatch.setitem(sys.modules, "simple_icons_pack", None)  # import fails as if not installed
+    try:
+        with pytest.raises(ValueError, match=r"pip install 'lxn\[bench\]'"):
+            realmarks.all_marks()
+    finally:
+        realmarks.all_marks.cache_clear()
