@@ -246,6 +246,8 @@ def _scan(config: ScanConfig, layout: Layout, scan_id: str, inputs: list[str], p
     import ray
     import ray.data
 
+    from lxn.progress import progress_line
+
     init_ray(address=config.ray_address)
     configure_data_context(config.progress_bars)
 
@@ -299,7 +301,7 @@ def _scan(config: ScanConfig, layout: Layout, scan_id: str, inputs: list[str], p
         writer.add(table)
         if now >= next_report:
             next_report = now + _PROGRESS_EVERY_S
-            log.info("scan %s: %d/%d rows (%.1f images/s)", scan_id, rows, pending, rows / (now - start))
+            log.info(progress_line(f"scan {scan_id}: images", rows, pending, now - start))  # with ETA, as prepare's
     writer.flush()
     if rows != pending:
         raise RuntimeError(f"scan {scan_id}: the pipeline returned {rows} rows for {pending} listed; "

@@ -11,6 +11,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -245,12 +246,9 @@ def test_every_entrypoint_is_a_job_whose_parser_accepts_its_flags(name, entrypoi
 
 
 def _render(overlay: Path) -> list[dict]:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
+    if shutil.which("kubectl") is None:
         pytest.skip("kubectl (with its built-in kustomize) is not installed")
-    done = subprocess.run([kubectl, "kustomize", str(overlay)], capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return list(yaml.safe_load_all(done.stdout))
+    return CHECK.render(overlay)
 
 
 def test_the_overlay_is_the_one_place_for_namespace_image_buckets_and_role():
@@ -304,57 +302,69 @@ def test_every_service_account_a_pod_names_is_shipped():
     assert named and named <= shipped, named - shipped
 
 
-KUBERAY_CRDS = ROOT / "tests" / "fixtures" / "kuberay"  # openAPIV3Schema of each CRD at a release tag
-KUBERNETES = ["1.29", "1.35"]  # CronJob timeZone is GA from 1.27; the newest schemas kubernetes-validate has
+def _checker():
+    """deploy/check.py: the overlay check users run; its validation rules are the tests' too."""
+    spec = importlib.util.spec_from_file_location("deploy_check", ROOT / "deploy" / "check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _crd_schemas(tag: str) -> dict[str, dict]:
-    import gzip
-
-    return json.loads(gzip.decompress((KUBERAY_CRDS / f"crds-{tag}.json.gz").read_bytes()))["schemas"]
+CHECK = _checker()
 
 
-def _strict(schema):
-    """The API server drops fields a structural schema does not name (and strict field validation
-    refuses them): a misspelt or too-new field must fail here, so objects admit no others."""
-    if isinstance(schema, dict):
-        schema = {k: _strict(v) for k, v in schema.items()}
-        if "properties" in schema and "additionalProperties" not in schema \
-                and not schema.get("x-kubernetes-preserve-unknown-fields"):
-            schema["additionalProperties"] = False
-        return schema
-    if isinstance(schema, list):
-        return [_strict(v) for v in schema]
-    return schema
-
-
-def _crd_errors(doc: dict, tag: str) -> list[str]:
-    import jsonschema
-
-    schema = _strict(_crd_schemas(tag)[doc["kind"]])
-    return [f"{'.'.join(map(str, e.absolute_path))}: {e.message[:200]}"
-            for e in jsonschema.Draft7Validator(schema).iter_errors(doc)]
-
-
-@pytest.mark.parametrize("tag", ["v1.6.0", "v1.7.0"])
-def test_every_manifest_is_valid_on_the_stated_kuberay_and_kubernetes_versions(tag):
-    import kubernetes_validate
-
+def test_every_manifest_is_valid_on_the_stated_kuberay_and_kubernetes_versions():
+    assert CHECK.KUBERAY == ["v1.6.0", "v1.7.0"]
     for name, doc in _docs():
-        if doc["apiVersion"].startswith("ray.io/"):
-            if doc["kind"] == "RayCronJob" and tag < "v1.7":
-                continue  # the opt-in needs 1.7 (below)
-            assert _crd_errors(doc, tag) == [], (name, tag)
-        else:
-            for version in KUBERNETES:
-                kubernetes_validate.validate(doc, version, strict=True)
+        assert CHECK.schema_errors(doc) == [], name
 
 
 def test_the_version_floors_in_the_files_are_the_real_ones():
     """RayCronJob's timeZone is new in KubeRay 1.7 and the RayCluster's authOptions.secretName in
     1.6: the schemas one release older refuse them, so the stated minimums are the true ones."""
     docs = {doc["kind"]: doc for _, doc in _docs()}
-    assert any("timeZone" in e for e in _crd_errors(docs["RayCronJob"], "v1.6.0"))
-    assert any("secretName" in e for e in _crd_errors(docs["RayCluster"], "v1.5.2"))
+    assert any("timeZone" in e for e in CHECK.crd_errors(docs["RayCronJob"], "v1.6.0"))
+    assert any("secretName" in e for e in CHECK.crd_errors(docs["RayCluster"], "v1.5.2"))
     assert "KubeRay >= 1.7" in (DEPLOY_K8S / "raycronjob-scan.yaml").read_text()
     assert "KubeRay >= 1.6" in (DEPLOY_K8S / "base" / "raycluster.yaml").read_text()
+
+
+def _overlay_copy(tmp_path: Path, edit) -> Path:
+    """The example overlay beside a copy of the base, its placeholder account replaced (as a user
+    does first), then edited by `edit(kustomization text)`."""
+    shutil.copytree(DEPLOY_K8S / "base", tmp_path / "base")
+    overlay = tmp_path / "overlays" / "acme"
+    shutil.copytree(DEPLOY_K8S / "overlays" / "example", overlay)
+    kustomization = overlay / "kustomization.yaml"
+    kustomization.write_text(edit(kustomization.read_text().replace("123456789012", "210987654321")))
+    return overlay
+
+
+def _check(overlay: Path) -> subprocess.CompletedProcess:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl (with its built-in kustomize) is not installed")
+    return subprocess.run([sys.executable, str(ROOT / "deploy" / "check.py"), str(overlay)], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_the_overlay_check_passes_an_edited_overlay_and_refuses_the_unedited_one(tmp_path):
+    edited = _overlay_copy(tmp_path / "edited", lambda text: text)
+    done = _check(edited)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok: 9 objects in namespace lxn, image 210987654321.dkr.ecr")
+    example = _check(DEPLOY_K8S / "overlays" / "example")  # as shipped: a placeholder account
+    assert example.returncode == 2 and "example account 123456789012" in example.stderr
+    assert len(example.stderr.strip().splitlines()) == 1 and "Traceback" not in example.stderr
+
+
+@pytest.mark.parametrize("edit, reason", [
+    (lambda text: re.sub(r"images:\n(  .*\n)+", "", text), "no `images:` entry"),
+    (lambda text: text.replace("namespace: lxn\n", ""), "no `namespace:`"),
+    (lambda text: text.replace("patches:\n", "patches:\n  - target: {kind: RayCluster}\n    patch: |-\n"
+                               "      - {op: add, path: /spec/enableInTreeAutoscalling, value: true}\n"),
+     "RayCluster/lxn on KubeRay v1.6.0: spec: Additional properties"),
+], ids=["no image", "no namespace", "unknown field"])
+def test_an_overlay_that_would_not_run_is_one_clear_line_and_exit_2(tmp_path, edit, reason):
+    done = _check(_overlay_copy(tmp_path, edit))
+    assert done.returncode == 2 and reason in done.stderr, done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
