@@ -42,7 +42,10 @@ def run_mlflow_server(workdir: Path, artifacts: str, env: dict | None = None):
         [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
          "--backend-store-uri", f"sqlite:///{workdir}/server.db",
          "--artifacts-destination", artifacts, "--workers", "1"],
-        stdout=log, stderr=log, env={**os.environ, **(env or {})}, start_new_session=True,
+        # No job runner: lxn runs no MLflow server jobs, and its huey consumers cost the suite
+        # about a minute of CPU (cluster.yaml and mlflow.yaml turn it off the same way).
+        stdout=log, stderr=log, env={**os.environ, **(env or {}), "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
+        start_new_session=True,
     )
     try:
         wait_for_port(port, process, timeout=120)

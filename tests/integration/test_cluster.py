@@ -190,18 +190,6 @@ def test_predictor_actors_ran_on_the_accelerator_node_and_the_report_is_complete
 # ---------------------------------------------------------------------------- the preflight
 
 
-def test_a_sqlite_store_is_refused_by_the_job_before_any_work(pipeline, cluster, world):
-    _, dashboard, _, _ = cluster
-    bucket = world["bucket"]
-    database = world["tmp"] / "never.db"
-    done, logs = _submit(dashboard, "refused", "jobs/scan.py", "--source", f"s3://{bucket}/media",
-                         "--out", f"s3://{bucket}/refused", "--tracking-uri", f"sqlite:///{database}")
-    assert done.returncode != 0
-    assert "error: this Ray cluster has 2 nodes: the MLflow store sqlite:///" in logs
-    assert "is a file on one node" in logs and "Traceback" not in logs
-    assert not database.exists() and list(storage.iter_objects(f"s3://{bucket}/refused")) == []
-
-
 def _main(script: str, args: list[str], address: str, monkeypatch, capsys, cwd: Path) -> tuple[int, str]:
     """A job's main() in this process, as a driver on the cluster (RAY_ADDRESS)."""
     import ray
@@ -235,6 +223,12 @@ def test_a_local_output_and_the_demo_are_refused_and_nothing_is_written(pipeline
     code, err = _main("jobs/promote.py", ["--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db"], address, monkeypatch,
                       capsys, tmp_path)
     assert code == 2 and "is a file on one node" in err  # the head's own registry is not the cluster's
+    database = world["tmp"] / "never.db"  # a driver on the head, a store only the head has
+    code, err = _main("jobs/scan.py", ["--source", f"s3://{bucket}/media", "--out", f"s3://{bucket}/refused",
+                                       "--tracking-uri", f"sqlite:///{database}"], address, monkeypatch, capsys, tmp_path)
+    assert code == 2 and "error: this Ray cluster has 2 nodes: the MLflow store sqlite:///" in err
+    assert "is a file on one node" in err and "Traceback" not in err
+    assert not database.exists() and list(storage.iter_objects(f"s3://{bucket}/refused")) == []
     assert list(tmp_path.iterdir()) == []  # nothing written: no report root, no demo data, no lxn-local, no db
     code, err = _main("jobs/prepare.py", ["--source", f"s3://{bucket}/raw", "--out", str(tmp_path / "prepared"),
                                           "--shared-filesystem", "--fractions", "0.5", "0.6", "0.1"],

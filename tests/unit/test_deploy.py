@@ -101,6 +101,7 @@ def test_the_mlflow_server_runs_on_the_head_alone_under_a_restart_policy_with_it
     head_init = raw["initialization_commands"]  # the head's (ray up): worker types list their own
     server = " ".join(c for c in head_init if "mlflow server" in c)
     assert "--restart unless-stopped" in server and "--env-file" in server
+    assert "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false" in server  # no job-runner processes: lxn runs no server jobs
     assert "--allowed-hosts" in server and "mlflow.internal" in server and "--artifacts-destination s3://" in server
     assert "sqlite" not in server and "--backend-store-uri" not in server  # the URI is never an argument
     assert "ssm get-parameter" in server and "/lxn/mlflow-backend-uri" in server
