@@ -7,7 +7,7 @@ STAMP := $(VENV)/.lxn-installed
 # The cluster image: cluster.yaml and deploy/kuberay/ name exactly this (tests/unit/test_deploy.py).
 IMAGE ?= ghcr.io/lxn-project/lxn:0.1.0
 
-.PHONY: demo demo-detector test test-fast lint mutants venv clean image lock cluster-token cluster-up
+.PHONY: demo demo-detector test test-fast lint browser mutants venv clean image lock cluster-token cluster-up
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,12 +33,22 @@ demo-detector: $(STAMP)
 # Test files run on two workers (each file's fixtures stay on one): most of the suite's time is
 # spent waiting for processes (Ray, servers, jobs) to start, not computing. The slowest tests are
 # listed at the end.
-test: lint
+test: lint browser
 	$(PY) -m pytest -q -n 2 --dist loadfile --durations=15
 
 # The unit tests alone (no S3 endpoint, MLflow server or Ray head): the inner loop.
 test-fast: lint
 	$(PY) -m pytest -q -n 2 tests/unit
+
+# The nightly page's test opens it in a real headless browser: Debian's chromium and its driver
+# (apt, as root or through sudo; browser downloads from the internet are not used).
+CHROMIUM ?= /usr/bin/chromium
+CHROMEDRIVER ?= /usr/bin/chromedriver
+browser:
+	@test -x $(CHROMIUM) -a -x $(CHROMEDRIVER) || { \
+	  SUDO=$$(test "$$(id -u)" -eq 0 || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends chromium chromium-driver; }
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check lxn jobs tests deploy

@@ -678,17 +678,19 @@ def _umask() -> int:
     return _umask_value
 
 
-def write_bytes(uri: str | os.PathLike[str], data: bytes) -> None:
+def write_bytes(uri: str | os.PathLike[str], data: bytes, *, content_type: str | None = None) -> None:
     """Write `data` to `uri`, replacing it. Local writes create parent directories and are atomic:
     a temporary file in the same directory is fsynced then renamed over the target, so readers see
     the old or the new content, never a part, and a failed write leaves nothing behind.
-    S3 PUTs are atomic by nature."""
+    S3 PUTs are atomic by nature; `content_type` is the object's Content-Type there (a browser
+    opens `text/html` from a bucket, and downloads S3's default binary type)."""
     target = normalize_uri(uri)
     data = bytes(data) if not isinstance(data, bytes) else data
     if target.startswith(_S3_SCHEME):
         bucket, key = _object_key(target)
         client = s3_client()
-        _s3_call(target, lambda: client.put_object(Bucket=bucket, Key=key, Body=data))
+        extra = {"ContentType": content_type} if content_type else {}
+        _s3_call(target, lambda: client.put_object(Bucket=bucket, Key=key, Body=data, **extra))
         return
     directory, name = os.path.split(target)
     os.makedirs(directory, exist_ok=True)
@@ -709,9 +711,9 @@ def write_bytes(uri: str | os.PathLike[str], data: bytes) -> None:
         raise
 
 
-def write_text(uri: str | os.PathLike[str], text: str) -> None:
+def write_text(uri: str | os.PathLike[str], text: str, *, content_type: str | None = None) -> None:
     """Write `text` as UTF-8 (no BOM); see `write_bytes`."""
-    write_bytes(uri, text.encode("utf-8"))
+    write_bytes(uri, text.encode("utf-8"), content_type=content_type)
 
 
 def exists(uri: str | os.PathLike[str]) -> bool:

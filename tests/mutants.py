@@ -176,6 +176,21 @@ MUTANTS = [
            'out_targets.append({"boxes": target["boxes"].reshape(-1, 4).float()', (UNIT + "test_box_augment.py",)),
     Mutant("box-tolerance-ignored", "boxes: more than a pixel outside is refused", "lxn/data/boxes.py",
            "if x0 < -t or y0 < -t or x1 > width + t or y1 > height + t:", "if False:", (UNIT + "test_boxes.py",)),
+    Mutant("drift-ignores-sampling-noise", "drift: a PSI above what sampling gives", "lxn/nightly/drift.py",
+           "        if confidence_psi > confidence_cut:", "        if confidence_psi > PSI_CUT:",
+           (UNIT + "test_nightly_drift.py",)),
+    Mutant("drift-window-includes-tonight", "drift: against the nights before", "lxn/nightly/history.py",
+           "(day - dt.timedelta(days=1)).isoformat())", "day.isoformat())", (UNIT + "test_nightly_drift.py",)),
+    Mutant("page-brand-unescaped", "page: report text is escaped", "lxn/nightly/page.py",
+           'cells = (f"<td>{_e(name)}</td>', 'cells = (f"<td>{name}</td>', (UNIT + "test_nightly_page.py",)),
+    Mutant("thumb-boxes-unscaled", "thumbnails: boxes scaled with the picture", "lxn/nightly/thumbs.py",
+           "box = [mark[\"x0\"] * sx, mark[\"y0\"] * sy,", "box = [mark[\"x0\"], mark[\"y0\"],",
+           (UNIT + "test_nightly_page.py",)),
+    Mutant("queue-highest-not-nearest", "review queue: nearest the threshold first", "lxn/nightly/picks.py",
+           "key=lambda h: abs(h.margin))", "key=lambda h: -h.margin)", (UNIT + "test_nightly_page.py",)),
+    Mutant("histogram-of-error-rows-too", "summary: confidences of ok images", "lxn/scan/report.py",
+           'table["confidence"].filter(ok).to_numpy', 'table["confidence"].fill_null(0).to_numpy',
+           (UNIT + "test_nightly_drift.py",)),
 ]
 
 

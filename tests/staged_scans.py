@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pyarrow as pa
 
-from lxn.scan.listing import Entry, write_listing
-from lxn.scan.report import STAGED_SCHEMA, Layout, StagedResults, list_files, read_table, write_intent
+from lxn.scan.listing import LISTING_SCHEMA, Entry, write_listing
+from lxn.scan.report import STAGED_SCHEMA, Layout, StagedResults, finish_commit, list_files, read_table, write_intent
 
-__all__ = ["NOW", "OUTCOMES", "staged", "prepare"]
+__all__ = ["NOW", "OUTCOMES", "staged", "prepare", "Row", "commit_rows"]
 
 NOW = dt.datetime(2025, 6, 1, 2, 0, tzinfo=dt.timezone.utc)
 # (status, error_kind, brand) per listed object
@@ -59,3 +60,69 @@ def prepare(out, scan_id, n=14, date="2025-06-01", checkpoint_rows=4):
     writer.flush()
     write_intent(layout, scan_id, {"scan_id": scan_id, "date": date, "counts": {"listed": n}})
     return layout, listing
+
+
+@dataclasses.dataclass
+class Row:
+    """One result row of a hand-built scan: an ok image (brand None: no brand) or an error."""
+
+    uri: str
+    brand: str | None = None
+    confidence: float = 0.9
+    source: str | None = None          # brand_source; "classifier" when brand is given and this is None
+    detections: list | None = None     # DETECTION_TYPE dicts; default: one whole-image box of `brand`
+    top_brands: list | None = None
+    width: int = 64
+    height: int = 48
+    error_kind: str | None = None      # set: an error row
+
+
+def commit_rows(out, scan_id: str, date: str, rows: list[Row], *, threshold: float = 0.5, model_version: str = "3",
+                chunk_rows: int = 5000) -> dict:
+    """Stage `rows` as a finished scan dated `date` and commit it (finish_commit); returns its manifest."""
+    layout = Layout(str(out))
+    entries = [Entry(r.uri, f"etag{i}", 100 + i, NOW) for i, r in enumerate(rows)]
+    write_listing(entries, layout.listing(scan_id), covered=None, chunk_rows=chunk_rows)
+    listing = pa.concat_tables([LISTING_SCHEMA.empty_table(),
+                                *(read_table(uri) for uri in list_files(layout.listing(scan_id)))])
+    by_uri = {r.uri: r for r in rows}
+    picked = [by_uri[u] for u in listing["uri"].to_pylist()]
+    ok = [r.error_kind is None for r in picked]
+    n = len(picked)
+
+    def detections(r: Row):
+        if r.error_kind is not None:
+            return None
+        if r.detections is not None:
+            return r.detections
+        source = r.source or "classifier"
+        return [] if r.brand is None else [{"brand": r.brand, "confidence": r.confidence, "source": source,
+                                            "x0": 0, "y0": 0, "x1": r.width, "y1": r.height}]
+
+    table = pa.table({
+        "row_id": listing["row_id"], "key_hash": listing["key_hash"], "scan_id": [scan_id] * n,
+        "uri": listing["uri"], "etag": listing["etag"], "size": listing["size"],
+        "last_modified": listing["last_modified"],
+        "width": [r.width if k else None for r, k in zip(picked, ok)],
+        "height": [r.height if k else None for r, k in zip(picked, ok)],
+        "status": ["ok" if k else "error" for k in ok], "error_kind": [r.error_kind for r in picked],
+        "error": [None if k else f"{r.error_kind}: planted" for r, k in zip(picked, ok)],
+        "brand": [r.brand if k else None for r, k in zip(picked, ok)],
+        "brand_source": [(r.source or ("classifier" if r.brand else None)) if k else None for r, k in zip(picked, ok)],
+        "confidence": [r.confidence if k else None for r, k in zip(picked, ok)],
+        "top_brands": [(r.top_brands or ([r.brand] if r.brand else ["no-logo"])) if k else None
+                       for r, k in zip(picked, ok)],
+        "top_probs": [[r.confidence] * len(r.top_brands or [0]) if k else None for r, k in zip(picked, ok)],
+        "detections": [detections(r) for r in picked],
+        "box_x0": [None] * n, "box_y0": [None] * n, "box_x1": [None] * n, "box_y1": [None] * n,
+        "embedding": [None] * n,
+        "model_name": ["logos"] * n, "model_version": [model_version] * n, "scanned_at": [NOW] * n,
+    }, schema=STAGED_SCHEMA)
+    writer = StagedResults(layout.results(scan_id), checkpoint_rows=chunk_rows, checkpoint_seconds=3600)
+    for start in range(0, n, chunk_rows):
+        writer.add(table.slice(start, chunk_rows))
+    writer.flush()
+    write_intent(layout, scan_id, {"scan_id": scan_id, "date": date, "counts": {"listed": n},
+                                   "model": {"name": "logos", "version": model_version, "uri": f"models:/logos/{model_version}"},
+                                   "threshold": {"value": threshold, "source": "test"}})
+    return finish_commit(layout, scan_id)

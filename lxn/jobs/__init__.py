@@ -16,6 +16,7 @@ JOBS = {
     "scan": "the nightly brand-monitoring scan of object-storage images",
     "brands": "add, remove or list brands onboarded from a few examples",
     "search": "visual search over the scan reports' embeddings",
+    "nightly": "the nightly page of a range of nights, from the reports written",
     "report": "the paper's tables from a training grid",
     "trust": "record the digest of a version registered without one",
     "benchmark": "the benchmarks that write the README's figures",

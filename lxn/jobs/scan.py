@@ -52,8 +52,10 @@ def _scan(argv: list[str] | None):
                {"out": config.out, "date": config.date, "error": f"{type(exc).__name__}: {exc}"})
         raise
     summary = format_summary(result.manifest)
-    notify(config.notify_url, "scan", "ok", f"lxn {summary.splitlines()[0]}: {summary.splitlines()[2]}",
-           {"summary": result.manifest, "already_committed": result.already_committed})
+    drifted = bool((result.manifest.get("drift") or {}).get("drifted"))
+    notify(config.notify_url, "scan", "drift" if drifted else "ok",
+           f"lxn {summary.splitlines()[0]}: {summary.splitlines()[2]}" + (" (DRIFT: see the page)" if drifted else ""),
+           {"summary": result.manifest, "already_committed": result.already_committed, "page": result.page})
     return result
 
 
@@ -82,6 +84,7 @@ def _show(result) -> int | None:
     if result.already_committed:
         print(f"scan {result.scan_id} was already committed; its summary:")
     print(redact(format_summary(result.manifest)))
+    print(f"page: {result.page}" if result.page else "page: not written (see the log above)")
 
 
 if __name__ == "__main__":

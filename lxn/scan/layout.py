@@ -46,6 +46,8 @@ class Layout:
 
         OUT/dt=<date>/scan-<id>.parquet     the report: one file per scan, all its rows
         OUT/dt=<date>/_scan-<id>.json       the scan's summary
+        OUT/dt=<date>/_scan-<id>.html       the scan's nightly page (lxn.nightly)
+        OUT/_pages/nights-<a>-<b>.html      a page of the nights a..b (jobs/nightly.py)
         OUT/_scans/<id>/_SUCCESS            JSON manifest (the summary plus the report's size), last
         OUT/_scans/<id>/covered.parquet     what the scan covered, for incremental scans (state.py)
         OUT/_staging/<id>/                  a scan in progress; removed once it is committed
@@ -66,6 +68,12 @@ class Layout:
 
     def summary(self, date: str, scan_id: str) -> str:
         return storage.join(self.partition(date), f"_scan-{check_scan_id(scan_id)}.json")
+
+    def page(self, date: str, scan_id: str) -> str:
+        return storage.join(self.partition(date), f"_scan-{check_scan_id(scan_id)}.html")
+
+    def range_page(self, first: str, last: str) -> str:
+        return storage.join(self.out, "_pages", f"nights-{check_date(first)}-{check_date(last)}.html")
 
     def scans(self) -> str:
         return storage.join(self.out, "_scans")

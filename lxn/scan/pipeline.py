@@ -65,6 +65,7 @@ class ScanResult:
     manifest: dict[str, Any]  # the scan's `_SUCCESS` manifest: its summary
     already_committed: bool = False
     recovered: list[str] = dataclasses.field(default_factory=list)
+    page: str | None = None  # the nightly page's URI (None: it could not be written, see the log)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,11 +132,15 @@ def _run_leased(plan: _Plan, lease: Lease, started: float) -> ScanResult:
                                                         plan.tracking_uri)
     recovered = recover(layout)
     for done in recovered:
-        _log_to_mlflow(done, tracking_uri)
+        _log_to_mlflow(done, _write_page(layout, done), tracking_uri)
     committed = read_manifest(layout, scan_id)
     if committed is not None:
         log.info("scan %s is already committed (%s); nothing to do", scan_id, committed["report"]["uri"])
-        return ScanResult(scan_id, committed, already_committed=True, recovered=[m["scan_id"] for m in recovered])
+        page = layout.page(date, scan_id)
+        if not storage.exists(page):  # a scan committed before pages, or whose page failed
+            _write_page(layout, committed)
+        return ScanResult(scan_id, committed, already_committed=True, recovered=[m["scan_id"] for m in recovered],
+                          page=page if storage.exists(page) else None)
     for other in unfinished_scans(layout):
         if other != scan_id:
             log.warning("scan %s under %s never finished: re-run its command (with its --date) to finish it, "
@@ -189,7 +194,8 @@ def _run_leased(plan: _Plan, lease: Lease, started: float) -> ScanResult:
         }))
         lease.check()
         result = finish_commit(layout, scan_id)
-        _log_summary(tracker, result)
+        page = _write_page(layout, result)
+        _log_summary(tracker, result, page)
         tracker.finish()
     except BaseException:
         try:
@@ -197,7 +203,23 @@ def _run_leased(plan: _Plan, lease: Lease, started: float) -> ScanResult:
         except Exception:  # noqa: BLE001 - the scan's own error is the one to report
             log.exception("could not mark MLflow run %s as failed", tracker.run_id)
         raise
-    return ScanResult(scan_id, result, recovered=[m["scan_id"] for m in recovered])
+    return ScanResult(scan_id, result, recovered=[m["scan_id"] for m in recovered], page=page and page[0])
+
+
+def _write_page(layout: Layout, manifest: dict[str, Any]) -> tuple[str, str] | None:
+    """Write a committed scan's nightly page beside its report: (its URI, its HTML), or None with
+    a warning when it cannot be written. The scan is committed either way: the page is a view."""
+    from lxn.nightly.build import write_night_page
+
+    try:
+        uri, text = write_night_page(layout, manifest)
+    except Exception as exc:  # noqa: BLE001 - the report is committed; a page that fails is said, not fatal
+        log.warning("scan %s is committed, but its nightly page could not be written (%s: %s); "
+                    "write it with: python jobs/nightly.py --scans %s --since %s --until %s", manifest["scan_id"],
+                    type(exc).__name__, exc, layout.out, manifest["date"], manifest["date"])
+        return None
+    log.info("nightly page: %s", uri)
+    return uri, text
 
 
 def _check_detector_scan(config: ScanConfig, uri: str) -> None:
@@ -366,7 +388,7 @@ def _metric_key(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.\- /]", "_", text)[:250]
 
 
-def _log_summary(tracker, manifest: dict[str, Any]) -> None:
+def _log_summary(tracker, manifest: dict[str, Any], page: tuple[str, str] | None) -> None:
     counts = manifest.get("counts", {})
     throughput = manifest.get("throughput", {})
     metrics: dict[str, float] = {f"images_{k}": v for k, v in counts.items() if isinstance(v, (int, float))}
@@ -376,15 +398,24 @@ def _log_summary(tracker, manifest: dict[str, Any]) -> None:
     metrics["report_rows"] = manifest["report"]["rows"]
     tracker.log_metrics(metrics, step=0)
     tracker.log_dict(manifest, "scan_summary.json")
-    tracker.set_tags({"report_uri": manifest["report"]["uri"]})
+    tags = {"report_uri": manifest["report"]["uri"]}
+    drifted = (manifest.get("drift") or {}).get("drifted")
+    if drifted is not None:
+        tags["drift"] = "true" if drifted else "false"
+    if page is not None:
+        tracker.log_text(page[1], "nightly.html")
+        tags["page_uri"] = page[0]
+    else:
+        tags["page_error"] = "the nightly page could not be written: see the job's log"
+    tracker.set_tags(tags)
 
 
-def _log_to_mlflow(manifest: dict[str, Any], tracking_uri: str) -> None:
+def _log_to_mlflow(manifest: dict[str, Any], page: tuple[str, str] | None, tracking_uri: str) -> None:
     """Log a scan that `recover` published (its original job died before it could)."""
     from lxn.tracking import RunTracker
 
     tracker = RunTracker.start(manifest.get("experiment", "lxn-scans"), manifest["scan_id"], tracking_uri)
-    _log_summary(tracker, manifest)
+    _log_summary(tracker, manifest, page)
     tracker.finish()
 
 
@@ -412,4 +443,14 @@ def format_summary(manifest: dict[str, Any], *, top: int = 15) -> str:
     errors = manifest.get("errors_by_kind", {})
     if errors:
         lines.append("errors: " + ", ".join(f"{k} {v}" for k, v in errors.items()))
+    verdict = manifest.get("drift")
+    if isinstance(verdict, dict):
+        if verdict.get("drifted"):
+            lines.append(f"DRIFT against the trailing {verdict.get('window_nights')} nights: "
+                         + "; ".join(verdict.get("reasons", [])))
+        elif verdict.get("drifted") is False:
+            lines.append(f"drift: none (brand mix PSI {verdict.get('brand_psi')}, confidence PSI "
+                         f"{verdict.get('confidence_psi')}, cut {verdict.get('cut')})")
+        else:
+            lines.append(f"drift: not judged ({verdict.get('reason')})")
     return "\n".join(lines)

@@ -47,6 +47,8 @@ import lxn
 from lxn import storage
 from lxn.storage import FETCH_ERROR_KINDS
 from lxn.images import ERROR_KINDS
+from lxn.nightly import drift
+from lxn.nightly.history import nights_before
 from lxn.scan.layout import Layout, check_date, check_scan_id
 from lxn.scan.schema import DETECTION_TYPE, REPORT_SCHEMA, STAGED_SCHEMA
 from lxn.scan.state import CoveredSet, read_covered, write_covered
@@ -208,6 +210,7 @@ class _Tally:
         self.images_by_brand: Counter[str] = Counter()  # the `brand` column
         self.unknown = 0
         self.no_brand = 0
+        self.confidence = np.zeros(len(drift.CONFIDENCE_BINS) - 1, dtype=np.int64)  # of the ok images
         self.covered: list[np.ndarray] = []
 
     @staticmethod
@@ -223,6 +226,7 @@ class _Tally:
         self.brands.update(self._values(pc.struct_field(pc.list_flatten(table["detections"]), "brand")))
         self.unknown += pc.sum(pc.equal(table["brand_source"], "unknown")).as_py() or 0
         self.no_brand += pc.sum(pc.and_(ok, pc.is_null(table["brand"]))).as_py() or 0
+        self.confidence += drift.confidence_histogram(table["confidence"].filter(ok).to_numpy(zero_copy_only=False))
         settled = pc.or_(ok, pc.fill_null(pc.is_in(table["error_kind"], pa.array(sorted(SETTLED_ERROR_KINDS))), False))
         self.covered.append(table["key_hash"].filter(settled).to_numpy())
 
@@ -340,6 +344,9 @@ def finish_commit(layout: Layout, scan_id: str) -> dict[str, Any]:
     manifest["brands"] = dict(sorted(tally.brands.items(), key=lambda kv: (-kv[1], kv[0])))  # appearances
     manifest["images_by_brand"] = dict(sorted(tally.images_by_brand.items(), key=lambda kv: (-kv[1], kv[0])))
     manifest["errors_by_kind"] = dict(sorted(tally.errors.items(), key=lambda kv: (-kv[1], kv[0])))
+    manifest["confidence_histogram"] = tally.confidence.tolist()
+    # against the summaries already written for the nights before (this scan's own is not there yet)
+    manifest["drift"] = drift.assess(manifest, nights_before(layout, date, drift.WINDOW_NIGHTS))
     manifest["committed_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     manifest["lxn_version"] = lxn.__version__
     text = json.dumps(manifest, indent=1)

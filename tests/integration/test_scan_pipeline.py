@@ -177,7 +177,20 @@ def test_summary_success_manifest_and_mlflow_run(bucket, store, first_scan):
     assert found.info.status == "FINISHED"
     assert found.data.metrics["images_scanned"] == total and found.data.metrics["images_error"] == errors
     assert found.data.params["resolved_model"] == "models:/logos/1" and found.data.tags["model_version"] == "1"
-    assert "scan_summary.json" in [a.path for a in client.list_artifacts(found.info.run_id)]
+    artifacts = [a.path for a in client.list_artifacts(found.info.run_id)]
+    assert "scan_summary.json" in artifacts and "nightly.html" in artifacts
+    # the nightly page beside the report, served as HTML from the bucket, its thumbnails fetched from S3
+    assert first_scan.page == layout.page(DATE, first_scan.scan_id) == found.data.tags["page_uri"]
+    import boto3
+
+    bucket_name, key = storage.split_s3(first_scan.page)
+    assert boto3.client("s3").head_object(Bucket=bucket_name, Key=key)["ContentType"].startswith("text/html")
+    page = storage.read_text(first_scan.page)
+    assert f'data-count="scanned">{total:,}<' in page and f'data-count="error">{errors:,}<' in page
+    assert page.count("<figure ") == page.count("<img ") and "image unavailable" not in page  # S3 thumbnails load
+    assert (manifest["counts"]["with_brand"] > 0) <= (page.count("<img ") > 0)
+    assert manifest["drift"]["drifted"] is None and manifest["drift"]["reason"] == "0 trailing nights, 3 needed"
+    assert sum(manifest["confidence_histogram"]) == manifest["counts"]["ok"]
 
 
 def test_pyarrow_and_duckdb_read_the_s3_report_alike(bucket, first_scan):

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-LIGHT_JOBS = ["prepare", "train", "scan", "search", "report", "trust"]
+LIGHT_JOBS = ["prepare", "train", "scan", "search", "report", "trust", "nightly"]
 LIGHT_MODULES = ["lxn.cli", "lxn.errors", "lxn.scan", "lxn.scan.config", "lxn.scan.schema", "lxn.registry", "lxn.train.config", "lxn.data.prepare",
-                 "lxn.redact", "lxn.storage"]
+                 "lxn.redact", "lxn.storage", "lxn.nightly.build", "lxn.scan.report"]
 PROBE = """
 import importlib, importlib.util, sys
 for target in sys.argv[1:]:
