@@ -37,7 +37,7 @@ def _scan(argv: list[str] | None):
     config = parse_scan_config(argv, description=__doc__)
     if config.check:
         return _check(config)
-    from lxn.scan.pipeline import format_summary, run
+    from lxn.scan.pipeline import run
 
     demo = not config.source and not config.manifest
     try:
@@ -51,12 +51,20 @@ def _scan(argv: list[str] | None):
         notify(config.notify_url, "scan", "failed", f"lxn scan FAILED ({config.out}): {exc}",
                {"out": config.out, "date": config.date, "error": f"{type(exc).__name__}: {exc}"})
         raise
-    summary = format_summary(result.manifest)
-    drifted = bool((result.manifest.get("drift") or {}).get("drifted"))
-    notify(config.notify_url, "scan", "drift" if drifted else "ok",
-           f"lxn {summary.splitlines()[0]}: {summary.splitlines()[2]}" + (" (DRIFT: see the page)" if drifted else ""),
+    notify(config.notify_url, "scan", *notice(result),
            {"summary": result.manifest, "already_committed": result.already_committed, "page": result.page})
     return result
+
+
+def notice(result) -> tuple[str, str]:
+    """The status and line a finished scan posts: `drift` (and says so) when its night drifted."""
+    from lxn.scan.pipeline import format_summary
+
+    lines = format_summary(result.manifest).splitlines()
+    if (result.manifest.get("drift") or {}).get("drifted"):
+        return "drift", f"lxn {lines[0]}: {lines[2]}; DRIFT: {'; '.join(result.manifest['drift']['reasons'])}" + (
+            f" (page: {result.page})" if result.page else "")
+    return "ok", f"lxn {lines[0]}: {lines[2]}"
 
 
 def _check(config) -> dict:

@@ -98,3 +98,24 @@ def test_the_check_job_exits_1_for_a_missing_night_and_tells_the_hook(hook, tmp_
     finish_commit(layout, "2025-06-01-bbbbbbbbbb")
     assert main(["--check", "2025-06-01", "--out", str(tmp_path / "reports")]) == 0
     assert len(hook.posts) == 1  # a night that landed is not news
+
+
+def test_a_night_that_drifted_is_posted_as_drift(hook, tmp_path):
+    import numpy as np
+
+    from lxn.jobs.scan import notice
+    from lxn.scan.pipeline import ScanResult
+    from tests.staged_scans import Row, commit_rows
+
+    rng = np.random.default_rng(0)
+    out = tmp_path / "reports"
+    for day in range(1, 6):
+        brand = (lambda i: ("acme", None)[i % 2]) if day < 5 else (lambda i: "globex")  # night 5: another feed
+        manifest = commit_rows(out, f"scan-{day}", f"2026-11-0{day}",
+                               [Row(f"s3://b/{day}/{i}.jpg", brand(i), confidence=float(rng.uniform(0.6, 1)))
+                                for i in range(200)])
+        status, text = notice(ScanResult(manifest["scan_id"], manifest, page=f"{out}/page.html"))
+        assert status == ("drift" if day == 5 else "ok")
+    assert "DRIFT: brand mix PSI" in text and "page.html" in text
+    assert notify(hook.url, "scan", status, text, {"summary": manifest})
+    assert hook.posts[0][2]["lxn"]["status"] == "drift"
