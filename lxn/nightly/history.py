@@ -26,7 +26,7 @@ def summaries_between(layout: Layout, first: str, last: str) -> list[dict[str, A
     there that is not a summary lxn wrote is skipped with a warning."""
     found = []
     for date in _dates(first, last):
-        for uri in _summary_files(layout.partition(date)):
+        for uri in layout.summaries(date):
             try:
                 summary = json.loads(storage.read_text(uri))
                 if not isinstance(summary, dict) or summary.get("date") != date or "report" not in summary:
@@ -36,14 +36,6 @@ def summaries_between(layout: Layout, first: str, last: str) -> list[dict[str, A
                 continue
             found.append(summary)
     return found
-
-
-def _summary_files(partition: str) -> list[str]:
-    try:
-        uris = [info.uri for info in storage.iter_objects(partition)]
-    except FileNotFoundError:
-        return []
-    return sorted(u for u in uris if storage.basename(u).startswith("_scan-") and u.endswith(".json"))
 
 
 def nights_before(layout: Layout, date: str, nights: int) -> list[dict[str, Any]]:

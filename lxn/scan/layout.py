@@ -69,6 +69,14 @@ class Layout:
     def summary(self, date: str, scan_id: str) -> str:
         return storage.join(self.partition(date), f"_scan-{check_scan_id(scan_id)}.json")
 
+    def summaries(self, date: str) -> list[str]:
+        """The summaries written in `date`'s partition, sorted (none when it does not exist)."""
+        try:
+            uris = [info.uri for info in storage.iter_objects(self.partition(date))]
+        except FileNotFoundError:
+            return []
+        return sorted(u for u in uris if re.fullmatch(r"_scan-[^/]+\.json", storage.basename(u)))
+
     def page(self, date: str, scan_id: str) -> str:
         return storage.join(self.partition(date), f"_scan-{check_scan_id(scan_id)}.html")
 

@@ -33,6 +33,8 @@ from PIL import Image
 from lxn import storage
 from lxn.config import uri_settings
 from lxn.scan.config import ScanConfig
+from lxn.nightly.history import latest_date
+from lxn.scan.layout import Layout
 from lxn.tracking import RunTracker
 from tests.integration.conftest import run_mlflow_server
 from tests.known_models import register_redspot
@@ -214,7 +216,8 @@ def test_a_masked_secret_still_names_the_prefix_that_was_scanned(world):
     [run] = client.search_runs([client.get_experiment_by_name("lxn-scans").experiment_id],
                                filter_string=f"params.out = 's3://{bucket}/reports'")
     assert masked in run.data.params["source"]
-    [summary] = [i.uri for i in storage.iter_objects(f"s3://{bucket}/reports") if "/_scan-" in i.uri]
+    layout = Layout(f"s3://{bucket}/reports")
+    [summary] = layout.summaries(latest_date(layout))
     assert masked in json.loads(storage.read_text(summary))["sources"]
 
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from lxn.nightly import drift
+from lxn import storage
 from lxn.nightly.history import latest_date, nights_before, summaries_between
 from lxn.scan.layout import Layout
 from tests.staged_scans import Row, commit_rows
@@ -110,5 +111,11 @@ def test_a_foreign_json_in_a_partition_is_skipped(tmp_path, caplog):
     commit_rows(out, "scan-1", "2026-11-01", _rows(1, 10, lambda i: "acme"))
     (out / "dt=2026-11-01" / "_scan-planted.json").write_text('{"date": "2026-11-02", "report": {}}')
     (out / "dt=2026-11-01" / "_scan-broken.json").write_text("{not json")
-    assert [s["scan_id"] for s in summaries_between(Layout(str(out)), "2026-11-01", "2026-11-01")] == ["scan-1"]
+    (out / "dt=2026-11-01" / "_scan-scan-1.html").write_text("<!doctype html>")
+    layout = Layout(str(out))
+    assert [s["scan_id"] for s in summaries_between(layout, "2026-11-01", "2026-11-01")] == ["scan-1"]
     assert caplog.text.count("skipped") == 2
+    # the page beside a summary, and the report, are not summaries
+    assert sorted(storage.basename(u) for u in layout.summaries("2026-11-01")) == [
+        "_scan-broken.json", "_scan-planted.json", "_scan-scan-1.json"]
+    assert layout.summaries("2026-11-02") == []
