@@ -191,6 +191,21 @@ MUTANTS = [
     Mutant("histogram-of-error-rows-too", "summary: confidences of ok images", "lxn/scan/report.py",
            'table["confidence"].filter(ok).to_numpy', 'table["confidence"].fill_null(0).to_numpy',
            (UNIT + "test_nightly_drift.py",)),
+    Mutant("review-rotation-turns-left", "review: Label Studio rotates clockwise about the top-left corner",
+           "lxn/review/labelstudio.py", "xs = [x, x + w * c, x + w * c - h * s, x - h * s]",
+           "xs = [x, x + w * c, x + w * c + h * s, x + h * s]", (UNIT + "test_review.py",)),
+    Mutant("review-first-answer-wins", "review: the latest submitted answer decides a task", "lxn/review/labelstudio.py",
+           "return max(truth or live,", "return min(truth or live,", (UNIT + "test_review.py",)),
+    Mutant("review-skipped-counts", "review: a skipped task is not reviewed", "lxn/review/labelstudio.py",
+           'live = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")]',
+           "live = [a for a in annotations if isinstance(a, dict)]", (UNIT + "test_review.py",)),
+    Mutant("review-percent-of-height", "review: x is percent of the width", "lxn/review/labelstudio.py",
+           'return {"x": 100.0 * x0 / width,', 'return {"x": 100.0 * x0 / height,', (UNIT + "test_review.py",)),
+    Mutant("review-any-picture-fits", "review: the tool's picture is the export's", "lxn/review/labelstudio.py",
+           "and abs(seen_w / seen_h - width / height) > _ASPECT_TOLERANCE * width / height:",
+           "and abs(seen_w / seen_h - width / height) > 1e9:", (UNIT + "test_review.py",)),
+    Mutant("audit-takes-doubtful-rows", "review: the audit sample is of confident hits", "lxn/review/select.py",
+           "(conf >= threshold + self.band))", "(conf >= threshold))", (UNIT + "test_review.py",)),
 ]
 
 

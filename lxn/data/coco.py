@@ -23,7 +23,7 @@ from lxn import storage
 from lxn.data.boxes import BoxError, box_area, clean_boxes
 from lxn.data.sample import NO_LOGO, Sample
 
-__all__ = ["ANNOTATIONS", "IMAGES", "read_coco", "write_coco", "coco_document"]
+__all__ = ["ANNOTATIONS", "IMAGES", "read_coco", "parse_coco", "write_coco", "coco_document"]
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +58,22 @@ def read_coco(root: str) -> Iterator[Sample]:
     uri = storage.join(root, ANNOTATIONS)
     if not storage.exists(uri):
         raise FileNotFoundError(f"COCO annotations {uri} not found: `root` must hold {ANNOTATIONS} and {IMAGES}/")
+    base = storage.join(root, IMAGES)
+    for image in parse_coco(storage.read_text(uri), uri):
+        area: dict[str, float] = {}
+        for b in image["boxes"]:
+            area[b["label"]] = area.get(b["label"], 0.0) + box_area(b["box"])
+        label = min(area, key=lambda brand: (-area[brand], brand)) if area else NO_LOGO
+        yield Sample(storage.join(base, image["path"]), label, None,
+                     {"boxes": image["boxes"], "labels": sorted(area), "width": image["width"], "height": image["height"]})
+
+
+def parse_coco(text: str, uri: str) -> list[dict[str, Any]]:
+    """The images of a COCO instances document (`uri` names it in errors): {"path" (relative to
+    images/), "width", "height", "boxes" (lxn's form)}, in the document's order. Anything
+    malformed raises ValueError naming where; unusable boxes raise one `BoxError` with them all."""
     try:
-        document = json.loads(storage.read_text(uri))
+        document = json.loads(text)
     except json.JSONDecodeError as error:
         raise ValueError(f"{uri} is not JSON: {error}") from None
     if not isinstance(document, dict):
@@ -112,14 +126,7 @@ def read_coco(root: str) -> Iterator[Sample]:
         raise BoxError(uri, problems)
     if crowd:
         log.info("%s: skipped %d crowd annotation(s)", uri, crowd)
-    base = storage.join(root, IMAGES)
-    for image in images.values():
-        area: dict[str, float] = {}
-        for b in image["boxes"]:
-            area[b["label"]] = area.get(b["label"], 0.0) + box_area(b["box"])
-        label = min(area, key=lambda brand: (-area[brand], brand)) if area else NO_LOGO
-        yield Sample(storage.join(base, image["path"]), label, None,
-                     {"boxes": image["boxes"], "labels": sorted(area), "width": image["width"], "height": image["height"]})
+    return list(images.values())
 
 
 def coco_document(images: Iterable[dict[str, Any]], classes: list[str]) -> dict[str, Any]:

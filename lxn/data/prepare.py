@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as dt
+import itertools
 import json
 import logging
 import subprocess
@@ -71,7 +72,7 @@ _LOADED_SCHEMA = pa.schema(
 
 @dataclasses.dataclass(frozen=True)
 class PrepareConfig:
-    source: list[str] = setting([], "dataset root(s): local paths or s3:// URIs (WebLogo-2M takes several part roots)", uri="input")
+    source: list[str] = setting([], "dataset root(s), local paths or s3:// URIs, read as one dataset (WebLogo-2M's part roots; a base set and its review rounds)", uri="input")
     format: Literal["imagefolder", "weblogo2m", "flickrlogos32", "belgalogos", "coco"] = setting("imagefolder", "dataset layout (belgalogos and coco keep their boxes)")
     out: str = setting("lxn-local/prepared", "output: local path or s3:// URI", uri="output")
     seed: int = setting(0, "seed of the split")
@@ -479,11 +480,12 @@ def run(config: PrepareConfig) -> Manifest:
     staging = storage.join(out, "_staging")
     _clear(out)
 
-    source = sources if config.format == "weblogo2m" else sources[0]
-    if config.format != "weblogo2m" and len(sources) > 1:
-        raise ValueError(f"--format {config.format} takes one --source, got {len(sources)}")
+    # Several roots are one dataset: WebLogo-2M's parts, or a base set and the review rounds
+    # (`jobs/review.py import`) added to it; deduplication runs over them all.
+    samples = iter_samples(config.format, sources) if config.format == "weblogo2m" else \
+        itertools.chain.from_iterable(iter_samples(config.format, root) for root in sources)
     with_boxes = config.format in BOX_FORMATS
-    rows, classes = _write_listing(iter_samples(config.format, source), staging, config.listing_chunk, with_boxes)
+    rows, classes = _write_listing(samples, staging, config.listing_chunk, with_boxes)
     if rows == 0:
         raise ValueError(f"no images found under {', '.join(sources)} for --format {config.format}")
     log.info("listed %d images in %d classes", rows, len(classes))

@@ -17,6 +17,7 @@ JOBS = {
     "brands": "add, remove or list brands onboarded from a few examples",
     "search": "visual search over the scan reports' embeddings",
     "nightly": "the nightly page of a range of nights, from the reports written",
+    "review": "export a night's doubtful rows to a labelling tool; import the answers as a dataset",
     "report": "the paper's tables from a training grid",
     "trust": "record the digest of a version registered without one",
     "benchmark": "the benchmarks that write the README's figures",

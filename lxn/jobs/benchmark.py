@@ -10,6 +10,7 @@
     python jobs/benchmark.py detector --out DIR  # train the detector on real-mark scenes, scan the press scenes
     python jobs/benchmark.py onboarding --out DIR  # few-shot brands (k = 1, 5, 10), their cost, the open set
     python jobs/benchmark.py search --out DIR    # query time of jobs/search.py over 100k stored embeddings
+    python jobs/benchmark.py review --out DIR    # one review round: the next detector's gain per reviewed row
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import argparse
 import sys
 
 from lxn.benchmarks import (accuracy, decode_throughput, detection, detector_training, model_efficiency, onboarding,
-                            prepare_throughput, scan_throughput, search_speed, train_throughput)
+                            prepare_throughput, review_loop, scan_throughput, search_speed, train_throughput)
 from lxn.cli import run_job
 from lxn.config import add_arguments, from_namespace
 
@@ -36,11 +37,12 @@ BENCHMARKS = {
     "onboarding": ("few-shot brands from k examples, their cost to the known brands, open-set rejection",
                    onboarding.OnboardingBenchConfig),
     "search": ("visual search query time over stored embeddings", search_speed.SearchBenchConfig),
+    "review": ("one round of the review loop: the next detector's gain per reviewed row, against random rows",
+               review_loop.ReviewBenchConfig),
 }
 MODULES = {"model": model_efficiency, "prepare": prepare_throughput, "train": train_throughput, "scan": scan_throughput,
            "decode": decode_throughput, "accuracy": accuracy, "detection": detection, "detector": detector_training,
-           "onboarding": onboarding,
-           "search": search_speed}
+           "onboarding": onboarding, "search": search_speed, "review": review_loop}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ import lxn
 from lxn import storage
 from lxn.config import setting
 from lxn.nightly.drift import WINDOW_NIGHTS
-from lxn.nightly.history import nights_before, summaries_between
+from lxn.nightly.history import nights_before, reports_of, summaries_between
 from lxn.nightly.page import PageData, build_page, hits_shown
 from lxn.nightly.picks import Bounds, Picks, pick_reports
 from lxn.nightly.thumbs import thumbnails
@@ -50,9 +50,7 @@ def _by_night(summaries: Iterable[dict[str, Any]]) -> list[tuple[str, list[dict[
 
 
 def _picks(summaries: list[dict[str, Any]], bounds: Bounds) -> Picks:
-    reports = [(s["report"]["uri"], float((s.get("threshold") or {}).get("value") or 0.5)) for s in summaries
-               if storage.exists(s["report"]["uri"])]
-    return pick_reports(reports, bounds=bounds)
+    return pick_reports(reports_of(summaries), bounds=bounds)
 
 
 def _page(title: str, focus: list[dict[str, Any]], nights, baseline, bounds: Bounds) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 from lxn import storage
 from lxn.scan.layout import Layout, check_date
 
-__all__ = ["summaries_between", "nights_before", "latest_date"]
+__all__ = ["summaries_between", "nights_before", "latest_date", "reports_of"]
 
 log = logging.getLogger(__name__)
 
@@ -62,3 +62,9 @@ def latest_date(layout: Layout) -> str | None:
             except ValueError:
                 continue
     return max(dates) if dates else None
+
+
+def reports_of(summaries: list[dict[str, Any]]) -> list[tuple[str, float]]:
+    """(report URI, the threshold its scan used) of each summary whose report is still there."""
+    return [(s["report"]["uri"], float((s.get("threshold") or {}).get("value") or 0.5)) for s in summaries
+            if storage.exists(s["report"]["uri"])]

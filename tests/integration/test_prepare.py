@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
+import numpy as np
 import pyarrow.dataset as pads
 import pytest
 from PIL import Image
@@ -199,18 +201,29 @@ def test_embedding_pass_merges_what_the_model_finds_alike(bucket_dataset, tmp_pa
 
 def test_a_coco_export_prepares_with_its_boxes_on_the_stored_copy(s3_endpoint, ray_cluster, tmp_path):
     """Boxes follow the stored copy's resize; an image whose annotations were made for another
-    size is a quarantine row, not misplaced boxes; a brand seen only as a second mark is a class."""
-    from lxn.data.coco import ANNOTATIONS, read_coco
+    size is a quarantine row, not misplaced boxes; a brand seen only as a second mark is a class.
+    A review round (`jobs/review.py import`'s COCO folder) is one more source: its new image is
+    in, and its copy of an image the base set has is deduplicated against it."""
+    from lxn.data.coco import ANNOTATIONS, read_coco, write_coco
     from lxn.data.scenes import SceneConfig, write_scenes
+    from lxn.images import decode_image, encode_jpeg
 
     root = write_scenes(SyntheticConfig(num_brands=4), SceneConfig(scenes=30, width=320, height=240, min_marks=0),
                         str(tmp_path / "coco"))
     document = json.loads((tmp_path / "coco" / ANNOTATIONS).read_text())
     document["images"][5]["width"] = 240  # as if labelled on a rotated view
     (tmp_path / "coco" / ANNOTATIONS).write_text(json.dumps(document))
-    truth = {s.uri: s.extra["boxes"] for s in read_coco(root)}
+    base = list(read_coco(root))
+    seen = next(s for s in base if s.extra["boxes"])  # the scan met a training image again
+    again = encode_jpeg(decode_image(Path(seen.uri).read_bytes()).pixels, quality=80)
+    fresh = encode_jpeg((np.random.default_rng(7).random((240, 320, 3)) * 255).astype(np.uint8))
+    review = write_coco(str(tmp_path / "review"), [
+        ("00000-again.jpg", again, 320, 240, seen.extra["boxes"]),
+        ("00001-fresh.jpg", fresh, 320, 240, [{"label": "newco", "box": [10, 10, 90, 70]}])],
+        sorted({"newco", *(b["label"] for b in seen.extra["boxes"])}))
+    truth = {s.uri: s.extra["boxes"] for s in [*base, *read_coco(review)]}
 
-    manifest = run(PrepareConfig(source=[root], format="coco", out=str(tmp_path / "prepared"), store_side=120,
+    manifest = run(PrepareConfig(source=[root, review], format="coco", out=str(tmp_path / "prepared"), store_side=120,
                                  **SMALL_TASKS))
     assert manifest.has_boxes and manifest.quarantined == 1
     quarantine = json.loads((tmp_path / "prepared" / "quarantine.json").read_text())
@@ -228,3 +241,6 @@ def test_a_coco_export_prepares_with_its_boxes_on_the_stored_copy(s3_endpoint, r
         got = [v for b in row["boxes"] for v in (b["x0"], b["y0"], b["x1"], b["y1"])]
         assert got == pytest.approx([v * scale for b in truth[uri] for v in b["box"]], abs=1e-3)
     assert set(manifest.classes) >= {b["label"] for boxes in truth.values() for b in boxes}
+    assert str(tmp_path / "review" / "images" / "00001-fresh.jpg") in rows
+    assert (seen.uri in rows) + (str(tmp_path / "review" / "images" / "00000-again.jpg") in rows) == 1
+    assert len(rows) == 30 - 1 + 2 - 1

@@ -193,6 +193,31 @@ def test_summary_success_manifest_and_mlflow_run(bucket, store, first_scan):
     assert sum(manifest["confidence_histogram"]) == manifest["counts"]["ok"]
 
 
+def test_a_night_on_s3_goes_out_for_review_and_the_answers_come_back_as_a_dataset(bucket, first_scan):
+    from lxn.data.coco import read_coco
+    from lxn.review.export import ExportConfig, export
+    from lxn.review.folder import ExportFolder
+    from lxn.review.ingest import ImportConfig, ingest
+
+    name, _ = bucket
+    done = export(ExportConfig(scans=f"s3://{name}/reports", out=f"s3://{name}/review/{DATE}", band=0.5, audit=0))
+    folder = ExportFolder(done["export"])
+    manifest = folder.read_manifest()
+    assert done["night"] == DATE and done["rows"] == len(manifest["items"]) > 0
+    tasks = json.loads(storage.read_text(folder.tasks))
+    assert all(t["data"]["image"].startswith(f"s3://{name}/media/") for t in tasks)
+    for item in manifest["items"]:
+        assert Image.open(io.BytesIO(storage.read_bytes(folder.image(item["file_name"])))).size == (item["width"], item["height"])
+    for n, t in enumerate(tasks, start=1):  # a person who accepts every pre-annotation
+        t["id"], t["annotations"] = n, [{"id": n, "result": t["predictions"][0]["result"], "was_cancelled": False}]
+    storage.write_text(f"s3://{name}/labels/export.json", json.dumps(tasks))
+    got = ingest(ImportConfig(export=folder.root, labels=f"s3://{name}/labels/export.json", out=f"s3://{name}/reviewed"))
+    predicted = sum(len(i["predicted"]) for i in manifest["items"])
+    assert got["reviewed"] == len(tasks) and got["outcomes"]["confirmed"] == predicted == got["boxes"]
+    samples = list(read_coco(f"s3://{name}/reviewed"))
+    assert len(samples) == len(tasks) and all(storage.exists(s.uri) for s in samples)
+
+
 def test_pyarrow_and_duckdb_read_the_s3_report_alike(bucket, first_scan):
     name, _ = bucket
     dataset = s3_dataset(f"s3://{name}/reports")

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-LIGHT_JOBS = ["prepare", "train", "scan", "search", "report", "trust", "nightly"]
+LIGHT_JOBS = ["prepare", "train", "scan", "search", "report", "trust", "nightly", "review"]
 LIGHT_MODULES = ["lxn.cli", "lxn.errors", "lxn.scan", "lxn.scan.config", "lxn.scan.schema", "lxn.registry", "lxn.train.config", "lxn.data.prepare",
-                 "lxn.redact", "lxn.storage", "lxn.nightly.build", "lxn.scan.report"]
+                 "lxn.redact", "lxn.storage", "lxn.nightly.build", "lxn.scan.report",
+                 "lxn.review.export", "lxn.review.ingest"]
 PROBE = """
 import importlib, importlib.util, sys
 for target in sys.argv[1:]:
