@@ -29,8 +29,10 @@ def parse_config(argv: list[str] | None = None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="{export,import}")
     configs = {"export": ExportConfig, "import": ImportConfig}
+    helps = {"export": "a night's rows to review, as Label Studio tasks and COCO",
+             "import": "the labelling tool's export, back as a COCO dataset"}
     for name, cls in configs.items():
-        add_arguments(commands.add_parser(name, help=(cls.__doc__ or "").strip() or None,
+        add_arguments(commands.add_parser(name, help=helps[name],
                                           description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter), cls)
     namespace = parser.parse_args(argv)
     command = namespace.command

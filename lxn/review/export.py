@@ -15,6 +15,7 @@ from lxn import storage
 from lxn.config import setting
 from lxn.data.coco import coco_document
 from lxn.images import encode_jpeg, safe_decode
+from lxn.redact import redact
 from lxn.nightly.history import latest_date, reports_of, summaries_between
 from lxn.review import labelstudio
 from lxn.review.folder import MANIFEST_VERSION, REASONS, ExportFolder, require_new
@@ -98,7 +99,7 @@ def export(config: ExportConfig) -> dict[str, Any]:
         raise ValueError(f"no committed scan under {layout.out} is dated {night}")
     folder = ExportFolder(require_new(config.out or storage.join(layout.out, "_review", night), "review export"))
     limits = Limits(config.band, config.queue, config.unknown, config.prototype, config.audit, config.seed)
-    picked = pick_for_review(reports_of(summaries), limits)
+    picked, named = pick_for_review(reports_of(summaries), limits)
     names = [_file_name(n, p.hit.uri) for n, p in enumerate(picked)]
 
     items, gone = [], []
@@ -113,7 +114,7 @@ def export(config: ExportConfig) -> dict[str, Any]:
         log.warning("%d picked image(s) could not be exported, e.g. %s: %s", len(gone), gone[0]["uri"], gone[0]["why"])
 
     models = sorted({f"{s['model'].get('name')}/{s['model'].get('version')}" for s in summaries if s.get("model")})
-    brands = sorted({m["label"] for item in items for m in item["predicted"]}
+    brands = sorted(named | {m["label"] for item in items for m in item["predicted"]}
                     | {b for s in summaries for b in (s.get("brands") or {})} | set(config.brand))
     model = ", ".join(models) or "lxn"
     storage.write_text(folder.coco, json.dumps(coco_document(
@@ -126,6 +127,6 @@ def export(config: ExportConfig) -> dict[str, Any]:
     counts = {reason: sum(1 for i in items if i["reason"] == reason) for reason in REASONS}
     manifest = {"version": MANIFEST_VERSION, "night": night, "scans": layout.out, "models": models, "brands": brands,
                 "limits": dataclasses.asdict(limits), "counts": counts, "not_exported": gone, "items": items}
-    storage.write_text(folder.manifest, json.dumps(manifest, indent=1))  # last: the export is finished
+    storage.write_text(folder.manifest, json.dumps(redact(manifest), indent=1))  # last: the export is finished
     return {"export": folder.root, "night": night, "rows": len(items), "by_reason": counts, "not_exported": len(gone),
             "tasks": folder.tasks, "coco": folder.coco, "label_config": folder.label_config}

@@ -19,6 +19,7 @@ from lxn.config import setting
 from lxn.data.boxes import BoxError, clean_boxes
 from lxn.data.coco import parse_coco, write_coco
 from lxn.evaluation.detection import box_iou
+from lxn.redact import redact
 from lxn.review import labelstudio
 from lxn.review.folder import ExportFolder, require_new
 from lxn.review.labelstudio import Reviewed, ReviewError
@@ -140,7 +141,7 @@ def ingest(config: ImportConfig) -> dict[str, Any]:
               "negatives": sum(1 for r in reviewed if not r.boxes), "boxes": sum(len(r.boxes) for r in reviewed),
               "outcomes": totals, "by_reason": by_reason, "new_brands": sorted(set(classes) - known),
               "night": manifest.get("night"), "export": folder.root}
-    storage.write_text(storage.join(out, "review.json"), json.dumps(result, indent=1))
+    storage.write_text(storage.join(out, "review.json"), json.dumps(redact(result), indent=1))
     write_coco(out, ((r.file_name, images[r.file_name], items[r.file_name]["width"], items[r.file_name]["height"], r.boxes)
                      for r in reviewed), classes)  # annotations.json last: the dataset is complete
     log.info("reviewed dataset %s: %d images, %d boxes, %s", out, len(reviewed), result["boxes"], totals)

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lxn import storage
+from lxn.data.sample import NO_LOGO
 from lxn.nightly.picks import REPORT_COLUMNS, Bounds, Hit, Picks
 
 __all__ = ["Limits", "Picked", "pick_for_review"]
@@ -64,15 +65,17 @@ class _Audit:
                            key=lambda pair: pair[0])[: self.k]
 
 
-def pick_for_review(reports: Iterable[tuple[str, float]], limits: Limits = Limits()) -> list[Picked]:
+def pick_for_review(reports: Iterable[tuple[str, float]], limits: Limits = Limits()) -> tuple[list[Picked], set[str]]:
     """The rows to review from committed report files, given as (URI, the threshold its scan used):
     queue (nearest the threshold first), unknown, prototype, audit; an image is listed once, for
-    the first reason it has."""
+    the first reason it has. Also every brand the reports name (among any row's top-k), which is
+    what the model knows as far as the night shows."""
     reports = list(reports)
     bounds = Bounds(per_brand=0, queue=limits.queue, unknown=limits.unknown, prototype=limits.prototype,
                     error_examples=0)
     picks = Picks(reports[0][1] if reports else 0.5, limits.band, bounds)
     audit = _Audit(limits.audit, limits.band, limits.seed)
+    brands: set[str] = set()
     for uri, threshold in reports:
         filesystem, path = storage.arrow_filesystem(uri)
         with filesystem.open_input_file(path) as source:
@@ -80,6 +83,7 @@ def pick_for_review(reports: Iterable[tuple[str, float]], limits: Limits = Limit
                 table = pa.Table.from_batches([batch])
                 picks.add(table, threshold)
                 audit.add(table, threshold)
+                brands.update(pc.unique(pc.list_flatten(table["top_brands"])).to_pylist())
     picked: list[Picked] = []
     seen: set[str] = set()
     for reason, hits in (("queue", picks.queue), ("unknown", picks.unknown), ("prototype", picks.prototype),
@@ -88,4 +92,4 @@ def pick_for_review(reports: Iterable[tuple[str, float]], limits: Limits = Limit
             if hit.uri not in seen:
                 seen.add(hit.uri)
                 picked.append(Picked(hit, reason))
-    return picked
+    return picked, {b for b in brands if b and b != NO_LOGO}

@@ -17,9 +17,12 @@ from lxn.redact import MASK, RedactingFilter, redact, redact_text, redact_uri, r
 from lxn.scan.config import ScanConfig
 from lxn.tracking import safe_params
 from lxn.train.config import TrainConfig
+from lxn.review.export import ExportConfig
+from lxn.review.ingest import ImportConfig
 from lxn.train.paper_report import ReportConfig
 
-CONFIGS = [ScanConfig, TrainConfig, PrepareConfig, PromoteConfig, EvaluateConfig, ReportConfig]
+CONFIGS = [ScanConfig, TrainConfig, PrepareConfig, PromoteConfig, EvaluateConfig, ReportConfig, ExportConfig,
+           ImportConfig]
 secrets = st.text(alphabet=string.ascii_letters + string.digits + "-_.~", min_size=8, max_size=40)
 # Where a secret can ride in a URI: a password, a query value (presigned URLs, tokens), a fragment.
 PLANTS = [
@@ -44,6 +47,8 @@ def test_every_job_declares_its_uri_settings():
     assert set(uri_settings(PromoteConfig)) == {"data", "labelled", "tracking_uri"}
     assert set(uri_settings(EvaluateConfig)) == {"data", "labelled", "out", "tracking_uri"}
     assert set(uri_settings(ReportConfig)) == {"out", "tracking_uri"}
+    assert set(uri_settings(ExportConfig)) == {"scans", "out"}
+    assert set(uri_settings(ImportConfig)) == {"export", "labels", "out"}
 
 
 @settings(max_examples=60, deadline=None)

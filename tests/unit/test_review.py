@@ -48,7 +48,7 @@ def night(tmp_path):
     img = lambda name, seed: jpeg(media / f"{name}.jpg", seed=seed)  # noqa: E731
     rows = [
         Row(img("q-above", 1), "acme", 0.55, detections=[mark("acme", (10, 20, 110, 90), 0.55)]),
-        Row(img("q-below", 2), None, 0.42, top_brands=["globex", "acme"], detections=[]),
+        Row(img("q-below", 2), None, 0.42, top_brands=["globex", "acme", "umbrella"], detections=[]),
         Row(img("q-globex", 3), "globex", 0.6, detections=[mark("globex", (200, 100, 300, 200), 0.6),
                                                             mark("acme", (20, 150, 80, 230), 0.51)]),
         Row(img("unknown", 4), None, 0.3, source="unknown", top_brands=["acme"], detections=[]),
@@ -108,7 +108,7 @@ def test_export_writes_the_doubtful_unknown_prototype_and_an_audit_sample_in_the
 
     config = ET.fromstring(Path(folder.label_config).read_text())
     labels = [label.get("value") for label in config.iter("Label")]
-    assert labels == ["acme", "globex", "hooli"]
+    assert labels == ["acme", "globex", "hooli", "umbrella"]  # every brand the night names, if only in a top-k
     assert config.find("RectangleLabels").get("toName") == config.find("Image").get("name") == "image"
     assert config.find("Image").get("value") == "$image"
 
