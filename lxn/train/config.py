@@ -39,12 +39,13 @@ class TrainConfig:
     epochs: int = setting(150, "epochs")
     batch_size: int = setting(64, "global batch size, split evenly across workers")
     image_size: int = setting(224, "square input size (at most the prepared data's store side)")
-    recipe: Literal["lxn", "paper"] = setting("lxn", "training recipe (lxn.train.recipes): every ingredient below left unset takes its value")
+    recipe: Literal["lxn", "paper", "plain"] = setting("lxn", "training recipe (lxn.train.recipes): every ingredient below left unset takes its value")
     optimizer: Literal["adam", "adamw"] | None = setting(None, "optimizer (paper: adam; lxn: adamw)")
     lr: float | None = setting(None, "peak learning rate (paper: 1e-3; lxn: 2e-3)")
     weight_decay: float | None = setting(None, "weight decay: Adam's L2 penalty or AdamW's decoupled decay (paper: 5e-4; lxn: 0.05)")
-    schedule: Literal["step", "cosine"] | None = setting(None, "learning-rate schedule (paper: step; lxn: cosine)")
+    schedule: Literal["step", "cosine", "onecycle"] | None = setting(None, "learning-rate schedule (paper: step; lxn: cosine; plain: onecycle)")
     warmup_epochs: float | None = setting(None, "linear warm-up epochs (paper: 0; lxn: 2)")
+    onecycle_peak: float | None = setting(None, "onecycle schedule: where the peak is, as a fraction of the run (0.3)")
     lr_step_epochs: int | None = setting(None, "step schedule: decay every this many epochs (10)")
     lr_final_fraction: float | None = setting(None, "the learning rate at the end as a fraction of the peak; sets the step factor (0.01)")
     label_smoothing: float | None = setting(None, "cross-entropy label smoothing (paper: 0; lxn: 0.1)")
@@ -109,7 +110,7 @@ class TrainConfig:
 
         # The recipe counts as resolved: the same training, however its flags spelled it.
         shaping = {k: v for k, v in to_dict(self).items() if k not in _NOT_SHAPING and k not in INGREDIENTS}
-        shaping["recipe"] = self.resolved_recipe.to_dict()
+        shaping["recipe"] = self.resolved_recipe.shaping()
         digest = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:10]
         return f"{self.model}-{digest}"
 

@@ -116,3 +116,56 @@ def test_colour_jitter_keeps_a_grey_image_grey_and_the_hue_keeps_the_luma():
     assert not torch.allclose(jittered, colour)
     off = Preset(image_size=32, rotation_p=0, hflip_p=0, brightness_p=0, color_jitter=0.0)
     torch.testing.assert_close(augment(colour, off, torch.Generator().manual_seed(2)), colour)
+
+
+def test_the_plain_recipe_is_a_plain_scripts_one_cycle():
+    plain = RECIPES["plain"]
+    assert (plain.optimizer, plain.lr, plain.weight_decay, plain.schedule, plain.ema_decay) == \
+        ("adamw", 3e-3, 5e-4, "onecycle", 0.0)
+    assert (plain.crop_scale_min, plain.color_jitter, plain.label_smoothing, plain.rotation_degrees, plain.hflip) == \
+        (0.6, 0.3, 0.1, 0.0, False)
+    # Step by step, the schedule is torch's own OneCycleLR with its defaults.
+    epochs, steps = 30, 100
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=plain.lr)
+    reference = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=plain.lr, total_steps=epochs * steps)
+    for step in range(epochs * steps):
+        ours = plain.lr * plain.lr_factor(step / steps, epochs)
+        # within 0.2% of the peak: torch's steps end each half one step early, ours is continuous
+        assert ours == pytest.approx(optimizer.param_groups[0]["lr"], rel=0, abs=2e-3 * plain.lr), step
+        optimizer.step()
+        reference.step()
+    assert plain.lr_factor(9, 30) == pytest.approx(1.0) and plain.lr_factor(0, 30) == pytest.approx(1 / 25)
+
+
+def test_the_onecycle_peak_moves_the_peak_and_names_a_new_run_only_where_it_is_used():
+    late = TrainConfig(data="s3://bkt/p", recipe="plain", onecycle_peak=0.5).resolved_recipe
+    assert late.lr_factor(15, 30) == pytest.approx(1.0) and late.lr_factor(9, 30) < 0.9
+    base = TrainConfig(data="s3://bkt/p")
+    assert TrainConfig(data="s3://bkt/p", onecycle_peak=0.5).resolved_run_name == base.resolved_run_name
+    plain = TrainConfig(data="s3://bkt/p", recipe="plain")
+    assert TrainConfig(data="s3://bkt/p", recipe="plain", onecycle_peak=0.5).resolved_run_name != \
+        plain.resolved_run_name != base.resolved_run_name
+    with pytest.raises(ValueError, match="warmup_epochs must be 0"):
+        TrainConfig(data="s3://bkt/p", recipe="plain", warmup_epochs=2)
+
+
+def test_weight_decay_falls_on_the_weights_and_the_flags_reach_the_optimizer_and_the_crop():
+    from lxn.train.trainer import make_optimizer, preset_for
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Flatten(),
+                                torch.nn.LazyLinear(2))
+    model(torch.zeros(1, 3, 8, 8))
+    config = TrainConfig(data="s3://bkt/p", recipe="plain", weight_decay=0.02, crop_scale_min=0.5)
+    decayed, rest = make_optimizer(model, config.resolved_recipe).param_groups
+    assert decayed["weight_decay"] == 0.02 and rest["weight_decay"] == 0.0
+    assert {p.ndim for p in decayed["params"]} == {2, 4} and {p.ndim for p in rest["params"]} == {1}
+    assert len(decayed["params"]) + len(rest["params"]) == len(list(model.parameters()))
+    paper = make_optimizer(model, TrainConfig(data="s3://bkt/p", recipe="paper").resolved_recipe)
+    assert isinstance(paper, torch.optim.Adam) and paper.param_groups[0]["weight_decay"] == 5e-4
+
+    class _Stats:
+        mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+
+    preset = preset_for(config, _Stats())
+    assert (preset.crop_scale_min, preset.color_jitter, preset.rotation_degrees, preset.hflip_p) == (0.5, 0.3, 0.0, 0.0)
+    assert preset.brightness_p == preset.color_p == 1.0  # a plain script's jitter touches every image
