@@ -24,4 +24,6 @@ def test_every_mutant_still_finds_its_line_once_and_its_tests_exist():
         if found != 1 or mutant.old == mutant.new:
             stale.append(f"{mutant.name}: its line is in {mutant.path} {found} times")
         stale += [f"{mutant.name}: no test file {t}" for t in mutant.tests if not (ROOT / t.split("::")[0]).is_file()]
+        stale += [f"{mutant.name}: no test {t}" for t in mutant.tests if "::" in t and (ROOT / t.split("::")[0]).is_file()
+                  and f"def {t.split('::')[1].split('[')[0]}(" not in (ROOT / t.split("::")[0]).read_text()]
     assert len(module.MUTANTS) >= 50 and stale == []
