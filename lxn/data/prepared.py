@@ -18,9 +18,11 @@ import dataclasses
 import json
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
-__all__ = ["SPLITS", "SCHEMA", "FORMAT_VERSION", "Manifest", "DatasetError", "read_manifest", "split_uri"]
+__all__ = ["SPLITS", "SCHEMA", "FORMAT_VERSION", "Manifest", "DatasetError", "read_manifest", "split_uri",
+           "moves_to_train", "val_share"]
 
 SPLITS = ("train", "val", "test")
 # 2: images are stored by their shorter side (`store_side`), not their longer; version 1 data
@@ -140,3 +142,20 @@ def read_manifest(root: str) -> Manifest:
         raise DatasetError(f"{uri} has format version {manifest.format_version}; this lxn reads {FORMAT_VERSION}: "
                            "prepare the dataset again with jobs/prepare.py")
     return manifest
+
+
+def moves_to_train(groups: np.ndarray, fraction: float) -> np.ndarray:
+    """Which validation rows `jobs/train.py --train-on-val FRACTION` also trains on, by their
+    duplicate group (a group is never split) through a fixed hash (splitmix64): the same rows in
+    every run and on every worker, and a larger fraction only adds rows."""
+    z = np.asarray(groups, dtype=np.int64).view(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    z = z ^ (z >> np.uint64(31))
+    return (z >> np.uint64(11)).astype(np.float64) / 2.0**53 < fraction
+
+
+def val_share(batch: pa.Table, fraction: float, moved: bool) -> pa.Table:
+    """The rows of a validation batch that `moves_to_train` moves (`moved`) or keeps, less `group`."""
+    keep = moves_to_train(batch["group"].to_numpy(zero_copy_only=False), fraction)
+    return batch.filter(pa.array(keep if moved else ~keep)).drop_columns(["group"])

@@ -57,6 +57,7 @@ class TrainConfig:
     crop_scale_min: float | None = setting(None, "random resized crop: the smallest area kept, 1 for none (paper: 1; lxn: 0.35)")
     color_jitter: float | None = setting(None, "contrast and saturation jitter, hue a tenth of it (paper: 0; lxn: 0.3)")
     denoise_sigma: float | None = setting(None, "Gaussian denoising sigma in pixels, at training and inference (paper: 0.5; lxn: 0)")
+    train_on_val: float = setting(0.0, "also train on this share of the validation split (0 to 0.9, by duplicate group), once the recipe and epochs are fixed: the rest still scores every epoch and chooses the threshold; the test split is never trained on")
     threshold_precision: float = setting(0.95, "target precision of brand hits: the lowest no-logo threshold reaching it on the validation split is tagged on the registered version, and the scan uses it by default")
     sync_batchnorm: bool = setting(False, "SyncBatchNorm across workers (GPU runs with small per-worker batches); otherwise each worker normalises its own batch of batch_size / num_workers")
     num_workers: int = setting(1, "Ray Train workers (one per GPU with --use-gpu)")
@@ -86,6 +87,9 @@ class TrainConfig:
         from lxn.models import MIN_INPUT_SIZE
         from lxn.train.recipes import resolve
 
+        if not 0 <= self.train_on_val <= 0.9:
+            raise ValueError(f"--train-on-val {self.train_on_val}: give the share of the validation split to train on, "
+                             "0 to 0.9 (the rest chooses the threshold)")
         if not 0 < self.threshold_precision <= 1:
             raise ValueError(f"--threshold-precision must be within (0, 1], got {self.threshold_precision}")
         if self.image_size < MIN_INPUT_SIZE:

@@ -27,7 +27,7 @@ import torch
 
 from lxn import registry, storage
 from lxn.config import to_dict
-from lxn.data.prepared import Manifest, read_manifest, split_uri
+from lxn.data.prepared import Manifest, moves_to_train, read_manifest, split_uri, val_share
 from lxn.logs import configure_logging
 from lxn.models import create_model, model_task
 from lxn.presets import Preprocess, Preset
@@ -107,7 +107,35 @@ def make_optimizer(model: torch.nn.Module, recipe) -> torch.optim.Optimizer:
 # ---------------------------------------------------------------------------- data
 
 
-def _datasets(root: str, manifest: Manifest, preset: Preset, config: TrainConfig, task) -> dict:
+def _read_split(root: str, split: str, columns) -> Any:
+    filesystem, path = storage.arrow_filesystem(split_uri(root, split))
+    return read_parquet(path, filesystem=filesystem).select_columns(list(columns))
+
+
+def fit_splits(root: str, columns, train_on_val: float) -> dict[str, Any]:
+    """The rows each split of a run reads: the prepared splits, or, with `train_on_val`, train
+    and that share of the validation split (`moves_to_train`), val the rest. Test never changes."""
+    splits = {split: _read_split(root, split, columns) for split in ("train", "val", "test")}
+    if train_on_val:
+        val = _read_split(root, "val", (*columns, "group"))
+        share = lambda moved: val.map_batches(val_share, fn_kwargs={"fraction": train_on_val, "moved": moved},  # noqa: E731
+                                              batch_format="pyarrow", zero_copy_batch=True)
+        splits["train"], splits["val"] = splits["train"].union(share(True)), share(False)
+    return splits
+
+
+def val_moved(root: str, train_on_val: float) -> int:
+    """How many validation rows `fit_splits` moves into training (read from the `group` column)."""
+    if not train_on_val:
+        return 0
+    import pyarrow.dataset as pds
+
+    filesystem, path = storage.arrow_filesystem(split_uri(root, "val"))
+    groups = pds.dataset(path, filesystem=filesystem, format="parquet").to_table(columns=["group"])["group"]
+    return int(moves_to_train(groups.to_numpy(zero_copy_only=False), train_on_val).sum())
+
+
+def _datasets(root: str, manifest: Manifest, preset: Preset, config: TrainConfig, task, moved: int) -> dict:
     """Streaming datasets of decoded uint8 images (and the task's labels or boxes) per split.
 
     Decoding runs in Ray Data's CPU tasks, next to (not inside) the training workers. A split
@@ -116,14 +144,14 @@ def _datasets(root: str, manifest: Manifest, preset: Preset, config: TrainConfig
     """
 
     datasets = {}
-    for split in ("train", "val", "test"):
-        filesystem, path = storage.arrow_filesystem(split_uri(root, split))
-        ds = read_parquet(path, filesystem=filesystem).select_columns(list(task.columns))
+    sizes = {"train": manifest.split_size("train") + moved, "val": manifest.split_size("val") - moved,
+             "test": manifest.split_size("test")}
+    for split, ds in fit_splits(root, task.columns, config.train_on_val).items():
         if split == "train":
             ds = ds.randomize_block_order(seed=config.seed)
         decode, fn_kwargs = task.decode()
         ds = ds.map_batches(decode, fn_kwargs=fn_kwargs, batch_format="numpy", batch_size=64)
-        decoded_mb = manifest.split_size(split) * preset.image_size**2 * 3 / 2**20
+        decoded_mb = sizes[split] * preset.image_size**2 * 3 / 2**20
         datasets[split] = ds.materialize() if decoded_mb <= config.cache_mb else ds
     return datasets
 
@@ -402,13 +430,18 @@ def run(config: TrainConfig) -> TrainResult:
     preset = preset_for(config, manifest)
     task = task_for(config, preset, manifest.classes)
     recipe = config.resolved_recipe.to_dict()
+    moved = val_moved(data, config.train_on_val)
+    train_images = manifest.split_size("train") + moved
+    threshold_source = (f"val split of {data}" if not moved else
+                        f"the {manifest.split_size('val') - moved} of {manifest.split_size('val')} val images of {data} "
+                        "not trained on (--train-on-val)")
     tracker = RunTracker.start(config.experiment, run_name, tracking_uri)
     log.info("MLflow: %s", tracker.url())
     try:
         tracker.set_tags({registry.RUN_DATASET: data, registry.RUN_MODEL: config.model, registry.RUN_RECIPE: config.recipe,
                           registry.RUN_SEED: config.seed, **({registry.GRID: config.grid} if config.grid else {})})
         tracker.log_params({**to_dict(config), "data": data, "num_classes": manifest.num_classes,
-                            "train_images": manifest.split_size("train"), "run_name": run_name,
+                            "train_images": train_images, "val_trained_on": moved, "run_name": run_name,
                             "resolved_recipe": recipe})
         tracker.log_dict(json.loads(manifest.to_json()), "dataset/manifest.json")
         tracker.log_dict(recipe, "recipe.json")
@@ -417,7 +450,7 @@ def run(config: TrainConfig) -> TrainResult:
             "recipe": recipe,
             "preset": preset.to_dict(),
             "class_names": manifest.classes,
-            "train_images": manifest.split_size("train"),
+            "train_images": train_images,
             "tracking_uri": tracking_uri,
             "run_id": tracker.run_id,
         }
@@ -437,7 +470,7 @@ def run(config: TrainConfig) -> TrainResult:
                 failure_config=ray.train.FailureConfig(max_failures=config.max_failures),
                 checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             ),
-            datasets=_datasets(data, manifest, preset, config, task),
+            datasets=_datasets(data, manifest, preset, config, task, moved),
             dataset_config=ExactOnceEvaluation(),  # every validation and test image scored once
         )
         result = trainer.fit()
@@ -454,7 +487,7 @@ def run(config: TrainConfig) -> TrainResult:
             registered_model=config.registered_model or None, alias=config.alias or None,
             tags={**task.version_tags(report), registry.DATASET: data, registry.RUN_NAME: run_name,
                   **registry.threshold_tags(report.get("threshold"), config.threshold_precision,
-                                            f"val split of {data}")},
+                                            threshold_source)},
         )
         tracker.set_tags({registry.REGISTERED_VERSION: ref.version if ref else ""})
         tracker.finish("FINISHED")

@@ -112,6 +112,7 @@ def pipeline(cluster, world):
         dashboard, "train", "jobs/train.py", "--data", f"s3://{bucket}/prepared", "--storage", f"s3://{bucket}/ckpt",
         "--tracking-uri", tracking, "--epochs", "1", "--image-size", "96", "--batch-size", "8", "--num-workers", "2",
         "--cpus-per-worker", "2", "--lr-step-epochs", "1", "--shuffle-buffer", "64", "--experiment", "lxn-test",
+        "--train-on-val", "0.5",
         "--registered-model", "logos-test", "--run-name", "two-nodes", "--no-progress-bars")
     runs["scan"] = _submit(
         dashboard, "scan", "jobs/scan.py", "--source", f"s3://{bucket}/media", "--out", f"s3://{bucket}/reports",
@@ -151,6 +152,17 @@ def test_training_tracked_and_registered_on_the_server(pipeline, world):
     run_id = version.run_id
     assert [m.step for m in client.get_metric_history(run_id, "train_loss")] == [0]
     metrics = client.get_run(run_id).data.metrics
+    # --train-on-val 0.5: half the validation groups trained on (read from S3), the rest scored
+    # once across the two workers; the test split as prepared.
+    from lxn.data.prepared import read_manifest
+    from lxn.train.trainer import val_moved
+
+    manifest, params = read_manifest(f"s3://{bucket}/prepared"), client.get_run(run_id).data.params
+    moved = val_moved(f"s3://{bucket}/prepared", 0.5)
+    assert 0 < moved < manifest.split_size("val")
+    assert (int(params["train_images"]), int(params["val_trained_on"])) == (manifest.split_size("train") + moved, moved)
+    assert (metrics["val_images"], metrics["test_images"]) == (manifest.split_size("val") - moved,
+                                                               manifest.split_size("test"))
     assert any(k.startswith("system/node0/cpu_utilization") for k in metrics)  # one system logger per node
     assert any(k.startswith("system/node1/cpu_utilization") for k in metrics)
     artifacts = {a.path for a in client.list_artifacts(run_id, "plots")}

@@ -143,6 +143,27 @@ def test_resumes_after_a_worker_and_then_the_driver_are_killed(prepared, tmp_pat
     assert len(versions) == 1  # a finished run is not registered twice
 
 
+def test_training_on_the_validation_split_moves_whole_groups_and_never_touches_test(prepared):
+    """--train-on-val: the runs' splits as Ray Data reads them, row by row."""
+    from lxn.data.prepared import read_manifest
+    from lxn.train.trainer import fit_splits, val_moved
+
+    def rows(splits):
+        return {name: sorted(ds.to_pandas()["source_uri"]) for name, ds in splits.items()}
+
+    prepared_rows = rows(fit_splits(prepared, ("source_uri",), 0.0))
+    half = rows(fit_splits(prepared, ("source_uri",), 0.5))
+    most = rows(fit_splits(prepared, ("source_uri",), 0.9))
+    moved = sorted(set(half["train"]) - set(prepared_rows["train"]))
+    assert half["test"] == most["test"] == prepared_rows["test"]
+    assert sorted(half["train"]) == sorted(prepared_rows["train"] + moved) and len(half["train"]) == len(set(half["train"]))
+    assert sorted(moved + half["val"]) == prepared_rows["val"] and moved and half["val"]
+    assert len(moved) == val_moved(prepared, 0.5) and len(most["train"]) - len(prepared_rows["train"]) == val_moved(prepared, 0.9)
+    assert set(moved) <= set(most["train"])  # a larger share only adds rows
+    assert rows(fit_splits(prepared, ("source_uri",), 0.5)) == half  # the same rows every time
+    assert read_manifest(prepared).split_size("val") == len(prepared_rows["val"])
+
+
 # ---------------------------------------------------------------------------- bad input
 
 

@@ -164,3 +164,22 @@ def test_split_counts_for_the_manifest():
     with pytest.raises(ValueError, match="split codes"):
         split_counts(labels, np.array([0, 1, 2, 3, 0, 0]))
     assert SPLIT_NAMES == ("train", "val", "test")
+
+
+def test_the_validation_share_trained_on_moves_whole_groups_by_a_fixed_hash():
+    import pyarrow as pa
+
+    from lxn.data.prepared import moves_to_train, val_share
+
+    groups = np.arange(20_000, dtype=np.int64) * 7919 - 3  # any ids, negative ones too
+    half, quarter = moves_to_train(groups, 0.5), moves_to_train(groups, 0.25)
+    assert abs(half.mean() - 0.5) < 0.02 and abs(quarter.mean() - 0.25) < 0.02
+    assert (quarter <= half).all() and not moves_to_train(groups, 0.0).any()
+    np.testing.assert_array_equal(moves_to_train(groups.copy(), 0.5), half)  # no state, no seed
+    repeated = np.repeat(groups[:50], 3)  # duplicates share a group: they go together
+    np.testing.assert_array_equal(moves_to_train(repeated, 0.5), np.repeat(half[:50], 3))
+    batch = pa.table({"image": [b"a", b"b", b"c", b"d"], "group": pa.array(groups[:4])})
+    taken, kept = val_share(batch, 0.5, True), val_share(batch, 0.5, False)
+    assert taken.column_names == kept.column_names == ["image"]
+    assert sorted(taken["image"].to_pylist() + kept["image"].to_pylist()) == [b"a", b"b", b"c", b"d"]
+    assert taken["image"].to_pylist() == [b for b, m in zip([b"a", b"b", b"c", b"d"], half[:4]) if m]
