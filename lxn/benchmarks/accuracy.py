@@ -11,6 +11,13 @@ scored through the nightly scan's own path on scenes whose backgrounds training 
    folder names are the labels. Reported: top-1 (argmax, no-logo included), macro-F1, and at the
    scan's threshold the share of no-logo scenes left without a brand and the precision of brand
    hits; wall time of training and of the scan.
+5. Every (run, seed) is logged as one MLflow run (experiment `lxn-accuracy-bench`, its scores as
+   metrics, its per-image answers as `correct.json`), and the tables are built from those logged
+   runs: a grid stopped half-way resumes where it stopped (finished rows are read, not retrained),
+   and `--table-only` rebuilds the tables from the store alone.
+6. Rows are summarised over seeds (mean and spread); each model's best row (highest mean top-1)
+   is compared with every other model's best row by an exact McNemar test on the same images
+   (pairs pooled over the seeds both rows have).
 """
 
 from __future__ import annotations
@@ -48,7 +55,8 @@ class AccuracyBenchConfig:
     batch_size: int = setting(32, "global batch of every run")
     num_workers: int = setting(2, "Ray Train workers")
     threshold: float = setting(0.5, "the scan's no-logo threshold, for the at-threshold figures")
-    seed: int = setting(0, "training seed of every run (data seeds are fixed)")
+    seeds: list[int] = setting([0], "training seeds: every run is trained once per seed (data seeds are fixed)")
+    table_only: bool = setting(False, "train nothing: build the tables from the runs already logged with these settings")
 
 
 def parse_run(text: str) -> tuple[str, dict[str, Any]]:
@@ -140,49 +148,145 @@ def _scan_rows(report_root: Path) -> list[dict]:
     return rows
 
 
+BENCH_EXPERIMENT = "lxn-accuracy-bench"
+SCORES = ("top1", "f1_macro", "no_logo_unbranded", "brand_precision", "brand_recall", "val_top1_in_domain",
+          "train_s", "scan_s")
+
+
+def settings_digest(config: AccuracyBenchConfig) -> str:
+    """What makes two rows comparable: the data and the budget (not the runs, seeds or paths)."""
+    import hashlib
+
+    keep = {k: v for k, v in dataclasses.asdict(config).items() if k not in ("out", "runs", "seeds", "table_only")}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _row_name(run: str, seed: int, digest: str) -> str:
+    return f"{parse_run(run)[0]}-s{seed}-{digest}"
+
+
+def log_row(tracking: str, digest: str, run: str, seed: int, scores: dict[str, Any], correct: dict[str, bool]) -> None:
+    """One benchmark row as one finished MLflow run: the scores, and every image's answer."""
+    from lxn.tracking import RunTracker
+
+    model, recipe = run.split(":")[:2]
+    tracker = RunTracker.start(BENCH_EXPERIMENT, _row_name(run, seed, digest), tracking)
+    tracker.log_params({"run": run, "seed": seed, "model": model, "recipe": recipe, "settings": digest})
+    tracker.log_metrics({k: scores[k] for k in SCORES if scores.get(k) is not None}, step=0)
+    tracker.log_dict(correct, "correct.json")
+    tracker.finish()
+
+
+def logged_row(tracking: str, digest: str, run: str, seed: int) -> dict | None:
+    """The row logged for (run, seed) under these settings, or None."""
+    from lxn.tracking import RunTracker, run_json
+
+    done = RunTracker.find_finished(BENCH_EXPERIMENT, _row_name(run, seed, digest), tracking)
+    if done is None:
+        return None
+    correct = run_json(done.info.run_id, "correct.json", tracking)
+    scores = {k: done.data.metrics.get(k) for k in SCORES}
+    return {"run": run, "seed": seed, **scores, "correct": correct}
+
+
+def summarise(rows: list[dict], runs: list[str]) -> dict:
+    """Rows (one per run and seed) -> per run: mean and spread over seeds, McNemar against the
+    first run; per model: its best run, and McNemar between every two models' best runs."""
+    by_run: dict[str, list[dict]] = {}
+    for row in rows:
+        by_run.setdefault(row["run"], []).append(row)
+    table = []
+    for run in runs:
+        seeded = sorted(by_run.get(run, []), key=lambda r: r["seed"])
+        if not seeded:
+            continue
+        entry: dict[str, Any] = {"run": run, "model": run.split(":")[0], "seeds": [r["seed"] for r in seeded]}
+        for key in SCORES:
+            values = [r[key] for r in seeded if r.get(key) is not None]
+            entry[key] = float(np.mean(values)) if values else None
+            entry[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
+        table.append(entry)
+    for entry in table:
+        entry["vs_first"] = (None if entry is table[0] else
+                             paired_over_seeds(by_run[table[0]["run"]], by_run[entry["run"]]))
+    best: dict[str, dict] = {}
+    for entry in table:
+        if entry["model"] not in best or entry["top1"] > best[entry["model"]]["top1"]:
+            best[entry["model"]] = entry
+    models = list(best)
+    pairs = [{"a": best[a]["run"], "b": best[b]["run"], **paired_over_seeds(by_run[best[a]["run"]], by_run[best[b]["run"]])}
+             for i, a in enumerate(models) for b in models[i + 1:]]
+    return {"rows": table, "best": {m: best[m]["run"] for m in models}, "best_pairs": pairs}
+
+
+def paired_over_seeds(first: list[dict], other: list[dict]) -> dict:
+    """McNemar of `other` against `first` on (image, seed) pairs, for the seeds both have."""
+    a = {(r["seed"], uri): ok for r in first for uri, ok in r["correct"].items()}
+    b = {(r["seed"], uri): ok for r in other for uri, ok in r["correct"].items()}
+    seeds = sorted({s for s, _ in a} & {s for s, _ in b})
+    return {**paired_test({f"{s}/{u}": v for (s, u), v in a.items()}, {f"{s}/{u}": v for (s, u), v in b.items()}),
+            "seeds": seeds}
+
+
 def run(config: AccuracyBenchConfig) -> dict:
+    root = (Path(config.out) / "accuracy").resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    tracking = f"sqlite:///{root}/mlflow.db"
+    digest = settings_digest(config)
+    if config.table_only:
+        rows = [r for run in config.runs for seed in config.seeds
+                if (r := logged_row(tracking, digest, run, seed)) is not None]
+        return _write(config, rows)
+
     from lxn.ray_utils import init_ray
     from lxn.scan.config import ScanConfig
     from lxn.scan.pipeline import run as scan
     from lxn.train.config import TrainConfig
     from lxn.train.trainer import run as train
 
-    root = (Path(config.out) / "accuracy").resolve()
-    root.mkdir(parents=True, exist_ok=True)
     init_ray(min_cpus=config.num_workers + 2)
     prepared, test_images, class_names = _data(config, root)
-    tracking = f"sqlite:///{root}/mlflow.db"
-    results: list[dict] = []
-    correct: dict[str, dict[str, bool]] = {}
-    for text in config.runs:
-        slug, overrides = parse_run(text)
-        started = time.monotonic()
-        trained = train(TrainConfig(data=prepared, epochs=config.epochs, image_size=config.image_size,
-                                    batch_size=config.batch_size, num_workers=config.num_workers, seed=config.seed,
-                                    storage=str(root / "checkpoints"), tracking_uri=tracking, experiment="lxn-accuracy",
-                                    registered_model=f"accuracy-{slug}", run_name=slug, alias="challenger",
-                                    progress_bars=False, **overrides))
-        train_s = time.monotonic() - started
-        started = time.monotonic()
-        scan(ScanConfig(source=[test_images], out=str(root / "scans" / slug), model=trained.model.uri,
-                        tracking_uri=tracking, date="2000-01-01", threshold=config.threshold,
-                        top_k=len(class_names), batch_size=32, progress_bars=False, full=True))
-        scan_s = time.monotonic() - started
-        rows = _scan_rows(root / "scans" / slug)
-        scores = _score(rows, class_names, config.threshold)
-        correct[slug] = _correct(rows, class_names)
-        paired = paired_test(correct[results[0]["slug"]], correct[slug]) if results else None
-        results.append({"run": text, "slug": slug, **scores, "val_top1_in_domain": trained.test_report.get("top1"),
-                        "train_s": round(train_s, 1), "scan_s": round(scan_s, 1), "best_epoch": trained.best_epoch,
-                        "vs_first": paired})
-        log.info("accuracy %s: %s", slug, results[-1])
-        _write(config, root, results)
-    return _write(config, root, results)
+    rows: list[dict] = []
+    # Seed by seed, so that a grid stopped early has every run at the first seed.
+    for seed in config.seeds:
+        for text in config.runs:
+            done = logged_row(tracking, digest, text, seed)
+            if done is not None:
+                log.info("accuracy %s seed %d: logged already (top-1 %.3f)", text, seed, done["top1"])
+                rows.append(done)
+                continue
+            slug, overrides = parse_run(text)
+            name = f"{slug}-s{seed}"
+            started = time.monotonic()
+            trained = train(TrainConfig(data=prepared, epochs=config.epochs, image_size=config.image_size,
+                                        batch_size=config.batch_size, num_workers=config.num_workers, seed=seed,
+                                        storage=str(root / "checkpoints"), tracking_uri=tracking,
+                                        experiment="lxn-accuracy", registered_model=f"accuracy-{name}",
+                                        run_name=name, alias="challenger", progress_bars=False, **overrides))
+            train_s = time.monotonic() - started
+            started = time.monotonic()
+            scan(ScanConfig(source=[test_images], out=str(root / "scans" / name), model=trained.model.uri,
+                            tracking_uri=tracking, date="2000-01-01", threshold=config.threshold,
+                            top_k=len(class_names), batch_size=32, progress_bars=False, full=True))
+            scan_s = time.monotonic() - started
+            scan_rows = _scan_rows(root / "scans" / name)
+            scores = {**_score(scan_rows, class_names, config.threshold),
+                      "val_top1_in_domain": trained.test_report.get("top1"),
+                      "train_s": round(train_s, 1), "scan_s": round(scan_s, 1)}
+            correct = _correct(scan_rows, class_names)
+            log_row(tracking, digest, text, seed, scores, correct)
+            rows.append({"run": text, "seed": seed, **scores, "correct": correct})
+            log.info("accuracy %s seed %d: %s", text, seed, {k: scores[k] for k in SCORES})
+            _write(config, rows)
+    return _write(config, rows)
 
 
-def _write(config: AccuracyBenchConfig, root: Path, results: list[dict]) -> dict:
+def _write(config: AccuracyBenchConfig, rows: list[dict]) -> dict:
     out = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(config).items()},
-           "classes": config.num_brands + 1, "results": results}
+           "settings_digest": settings_digest(config), "classes": config.num_brands + 1,
+           **summarise(rows, config.runs),
+           "per_seed": [{k: v for k, v in r.items() if k != "correct"} for r in rows]}
+    Path(config.out).mkdir(parents=True, exist_ok=True)
     (Path(config.out) / "accuracy.json").write_text(json.dumps(out, indent=2))
     (Path(config.out) / "accuracy.md").write_text(markdown_table(out))
     return out
@@ -194,13 +298,27 @@ def _paired_cell(paired: dict | None) -> str:
     return f"{paired['only_this_right']} / {paired['only_first_right']}, p = {paired['p_value']:.2g}"
 
 
+def _pct(value: float | None, std: float | None = None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{100 * value:.1f}%" + (f" ± {100 * std:.1f}" if std is not None else "")
+
+
 def markdown_table(result: dict) -> str:
-    lines = ["| run (model:recipe) | top-1 | macro-F1 | no-logo left unbranded | brand precision | brand recall "
-             "| in-domain test top-1 | vs first run: only this / only first right, McNemar p | train s | scan s |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in result["results"]:
-        fmt = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
-        lines.append(f"| {r['run']} | {fmt(r['top1'])} | {fmt(r['f1_macro'])} | {fmt(r['no_logo_unbranded'])} "
-                     f"| {fmt(r['brand_precision'])} | {fmt(r['brand_recall'])} | {fmt(r['val_top1_in_domain'])} "
-                     f"| {_paired_cell(r.get('vs_first'))} | {r['train_s']:.0f} | {r['scan_s']:.0f} |")
+    lines = ["| run (model:recipe) | seeds | top-1 (mean ± sd) | macro-F1 | no-logo left unbranded | brand precision "
+             "| brand recall | in-domain test top-1 | vs first run: only this / only first right, McNemar p "
+             "| train s | scan s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in result["rows"]:
+        seconds = lambda v: "n/a" if v is None else f"{v:.0f}"  # noqa: E731
+        lines.append(f"| {r['run']} | {','.join(map(str, r['seeds']))} | {_pct(r['top1'], r['top1_std'])} "
+                     f"| {_pct(r['f1_macro'])} | {_pct(r['no_logo_unbranded'])} | {_pct(r['brand_precision'])} "
+                     f"| {_pct(r['brand_recall'])} | {_pct(r['val_top1_in_domain'])} | {_paired_cell(r.get('vs_first'))} "
+                     f"| {seconds(r['train_s'])} | {seconds(r['scan_s'])} |")
+    if result.get("best_pairs"):
+        lines += ["", "| each model's best run | against | only the first right / only the second right | "
+                  "McNemar p | seeds paired |", "|---|---|---:|---:|---|"]
+        for pair in result["best_pairs"]:
+            lines.append(f"| {pair['a']} | {pair['b']} | {pair['only_first_right']} / {pair['only_this_right']} "
+                         f"| {pair['p_value']:.2g} | {','.join(map(str, pair['seeds']))} |")
     return "\n".join(lines) + "\n"

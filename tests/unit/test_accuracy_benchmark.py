@@ -3,7 +3,14 @@ paired test against the first run and the table."""
 
 from __future__ import annotations
 
-from lxn.benchmarks.accuracy import _correct, _score, markdown_table, paired_test, parse_run
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from lxn.benchmarks.accuracy import (AccuracyBenchConfig, _correct, _score, log_row, logged_row, paired_test, parse_run,
+                                     run, settings_digest)
 
 CLASSES = ["acme", "globex", "no-logo"]
 
@@ -30,9 +37,52 @@ def test_correctness_agrees_with_top1_and_the_paired_test_counts_discordant_imag
     paired = paired_test(a, b)
     assert (paired["images"], paired["only_this_right"], paired["only_first_right"]) == (4, 1, 0)
     assert paired["p_value"] == 1.0  # one discordant image is no evidence
-    table = markdown_table({"results": [
-        {"run": "x:lxn", "top1": 0.5, "f1_macro": 0.4, "no_logo_unbranded": 1.0, "brand_precision": 0.5,
-         "brand_recall": 0.33, "val_top1_in_domain": 0.6, "train_s": 10, "scan_s": 2, "vs_first": None},
-        {"run": "y:lxn", "top1": 0.75, "f1_macro": 0.7, "no_logo_unbranded": None, "brand_precision": 0.5,
-         "brand_recall": 0.5, "val_top1_in_domain": 0.6, "train_s": 10, "scan_s": 2, "vs_first": paired}]})
-    assert "| (first) |" in table and "| 1 / 0, p = 1 |" in table and "n/a" in table
+
+
+def _logged(tracking, digest, run, seed, top1, correct):
+    scores = {"top1": top1, "f1_macro": top1 - 0.1, "no_logo_unbranded": None, "brand_precision": 0.5,
+              "brand_recall": 0.4, "val_top1_in_domain": 0.6, "train_s": 10.0, "scan_s": 2.0}
+    log_row(tracking, digest, run, seed, scores, correct)
+
+
+def test_the_tables_are_built_from_the_logged_runs(tmp_path):
+    """Rows logged to a real MLflow store are read back (a stopped grid resumes from them): each
+    run summarised over its seeds, each model's best run found and tested against the others'."""
+    config = AccuracyBenchConfig(out=tmp_path / "out", runs=["m:lxn", "m:plain", "n:plain"], seeds=[0, 1],
+                                 table_only=True)
+    tracking = f"sqlite:///{tmp_path}/out/accuracy/mlflow.db"
+    (tmp_path / "out" / "accuracy").mkdir(parents=True)
+    digest = settings_digest(config)
+    images = [f"/t/{i}.jpg" for i in range(20)]
+    right = lambda k: {u: i < k for i, u in enumerate(images)}  # noqa: E731 - the first k images right
+    _logged(tracking, digest, "m:lxn", 0, 0.5, right(10))
+    _logged(tracking, digest, "m:lxn", 1, 0.7, right(14))
+    _logged(tracking, digest, "m:plain", 0, 0.2, right(4))
+    _logged(tracking, digest, "n:plain", 0, 0.1, right(2))
+    _logged(tracking, digest, "n:plain", 1, 0.1, right(2))
+    _logged(tracking, "other-settings", "n:plain", 0, 0.9, right(18))  # another budget: not this table's
+    assert logged_row(tracking, digest, "m:plain", 1) is None
+    assert logged_row(tracking, digest, "m:lxn", 1)["correct"] == right(14)
+
+    result = run(config)
+    rows = {r["run"]: r for r in result["rows"]}
+    assert rows["m:lxn"]["seeds"] == [0, 1] and rows["m:plain"]["seeds"] == [0]
+    assert rows["m:lxn"]["top1"] == pytest.approx(0.6) and rows["m:lxn"]["top1_std"] == pytest.approx(0.1414, abs=1e-3)
+    assert rows["m:plain"]["top1_std"] is None
+    # against the first run, pairs only where both have the seed: seed 0, 6 images only m:lxn right
+    assert rows["m:plain"]["vs_first"]["only_first_right"] == 6 and rows["m:plain"]["vs_first"]["seeds"] == [0]
+    assert result["best"] == {"m": "m:lxn", "n": "n:plain"}
+    (pair,) = result["best_pairs"]
+    assert (pair["a"], pair["b"], pair["seeds"]) == ("m:lxn", "n:plain", [0, 1])
+    assert (pair["only_first_right"], pair["only_this_right"]) == (8 + 12, 0)
+    assert pair["p_value"] < 1e-5
+    table = (tmp_path / "out" / "accuracy.md").read_text()
+    assert "| m:lxn | 0,1 | 60.0% ± 14.1 |" in table and "| (first) |" in table and "n/a" in table
+    assert "| m:lxn | n:plain | 20 / 0 |" in table
+    assert json.loads((tmp_path / "out" / "accuracy.json").read_text())["settings_digest"] == digest
+
+
+def test_the_settings_digest_ignores_what_does_not_change_a_row():
+    base = AccuracyBenchConfig()
+    assert settings_digest(dataclasses.replace(base, runs=["x:lxn"], seeds=[3], out=Path("/elsewhere"))) == settings_digest(base)
+    assert settings_digest(dataclasses.replace(base, epochs=base.epochs + 1)) != settings_digest(base)
