@@ -69,14 +69,20 @@ def _train_command(prepared: str, tmp_path: Path, *extra: str) -> list[str]:
             "--experiment", "lxn-test", "--registered-model", "logos-test", "--run-name", "kd", *extra]
 
 
-def _kill_a_training_worker() -> int:
+def _kill_a_training_worker(gcs_address: str) -> int:
+    """SIGKILL one training worker of the cluster at `gcs_address`. Only that cluster's: the
+    suite's other worker (or anything else on the machine) may be training at the same time,
+    and killing its worker instead left this run unharmed and the other one failed."""
     import psutil
 
-    for process in psutil.process_iter(["cmdline"]):
-        if any("RayTrainWorker" in part for part in process.info["cmdline"] or []):
-            process.kill()
-            return process.pid
-    raise AssertionError("no training worker was found to kill")
+    raylets = [p for p in psutil.process_iter(["cmdline"])
+               if f"--gcs-address={gcs_address}" in (p.info["cmdline"] or []) and "raylet" in p.info["cmdline"][0]]
+    for raylet in raylets:
+        for process in raylet.children(recursive=True):
+            if any("RayTrainWorker" in part for part in process.cmdline()):
+                process.kill()
+                return process.pid
+    raise AssertionError(f"no training worker of the cluster at {gcs_address} was found to kill")
 
 
 def _wait_for_epoch(tracking_uri: str, epoch: int, process: subprocess.Popen, log: Path) -> None:
@@ -100,7 +106,7 @@ def test_resumes_after_a_worker_and_then_the_driver_are_killed(prepared, tmp_pat
         first = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True, cwd=tmp_path, env=env)
         try:
             _wait_for_epoch(tracking_uri, 0, first, log_path)
-            _kill_a_training_worker()
+            _kill_a_training_worker(address)
             _wait_for_epoch(tracking_uri, 1, first, log_path)
         finally:
             os.killpg(first.pid, signal.SIGKILL)
