@@ -216,6 +216,12 @@ MUTANTS = [
            "and abs(seen_w / seen_h - width / height) > 1e9:", (UNIT + "test_review.py",)),
     Mutant("audit-takes-doubtful-rows", "review: the audit sample is of confident hits", "lxn/review/select.py",
            "(conf >= threshold + self.band))", "(conf >= threshold))", (UNIT + "test_review.py",)),
+    Mutant("bench-best-is-worst", "accuracy benchmark: a model's best run is its highest mean top-1", "lxn/benchmarks/accuracy.py",
+           'entry["top1"] > best[entry["model"]]["top1"]', 'entry["top1"] < best[entry["model"]]["top1"]',
+           (UNIT + "test_accuracy_benchmark.py::test_the_tables_are_built_from_the_logged_runs",)),
+    Mutant("bench-seeds-unpaired", "accuracy benchmark: answers are paired by seed and image", "lxn/benchmarks/accuracy.py",
+           'a = {(r["seed"], uri): ok for r in first', 'a = {(0, uri): ok for r in first',
+           (UNIT + "test_accuracy_benchmark.py::test_the_tables_are_built_from_the_logged_runs",)),
 ]
 
 
