@@ -206,9 +206,13 @@ def summarise(rows: list[dict], runs: list[str]) -> dict:
             entry[key] = float(np.mean(values)) if values else None
             entry[f"{key}_std"] = float(np.std(values, ddof=1)) if len(values) > 1 else None
         table.append(entry)
+    listed = {entry["run"] for entry in table}
     for entry in table:
-        entry["vs_first"] = (None if entry is table[0] else
-                             paired_over_seeds(by_run[table[0]["run"]], by_run[entry["run"]]))
+        # A variant (model:recipe:setting=value) is compared with the run it varies, when that ran.
+        base = ":".join(entry["run"].split(":")[:2])
+        entry["vs"] = base if base != entry["run"] and base in listed else table[0]["run"]
+        entry["vs_first"] = (None if entry["vs"] == entry["run"] else
+                             paired_over_seeds(by_run[entry["vs"]], by_run[entry["run"]]))
     best: dict[str, dict] = {}
     for entry in table:
         if entry["model"] not in best or entry["top1"] > best[entry["model"]]["top1"]:
@@ -292,10 +296,11 @@ def _write(config: AccuracyBenchConfig, rows: list[dict]) -> dict:
     return out
 
 
-def _paired_cell(paired: dict | None) -> str:
+def _paired_cell(paired: dict | None, vs: str | None = None) -> str:
     if not paired:
-        return "(first)"
-    return f"{paired['only_this_right']} / {paired['only_first_right']}, p = {paired['p_value']:.2g}"
+        return "(reference)"
+    against = f" (vs {vs})" if vs else ""
+    return f"{paired['only_this_right']} / {paired['only_first_right']}, p = {paired['p_value']:.2g}{against}"
 
 
 def _pct(value: float | None, std: float | None = None) -> str:
@@ -306,14 +311,16 @@ def _pct(value: float | None, std: float | None = None) -> str:
 
 def markdown_table(result: dict) -> str:
     lines = ["| run (model:recipe) | seeds | top-1 (mean ± sd) | macro-F1 | no-logo left unbranded | brand precision "
-             "| brand recall | in-domain test top-1 | vs first run: only this / only first right, McNemar p "
+             "| brand recall | in-domain test top-1 | against the first run (a variant: its model:recipe): only this "
+             "/ only that right, McNemar p "
              "| train s | scan s |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    first = result["rows"][0]["run"] if result["rows"] else None
     for r in result["rows"]:
         seconds = lambda v: "n/a" if v is None else f"{v:.0f}"  # noqa: E731
         lines.append(f"| {r['run']} | {','.join(map(str, r['seeds']))} | {_pct(r['top1'], r['top1_std'])} "
                      f"| {_pct(r['f1_macro'])} | {_pct(r['no_logo_unbranded'])} | {_pct(r['brand_precision'])} "
-                     f"| {_pct(r['brand_recall'])} | {_pct(r['val_top1_in_domain'])} | {_paired_cell(r.get('vs_first'))} "
+                     f"| {_pct(r['brand_recall'])} | {_pct(r['val_top1_in_domain'])} | {_paired_cell(r.get('vs_first'), r['vs'] if r['vs'] != first else None)} "
                      f"| {seconds(r['train_s'])} | {seconds(r['scan_s'])} |")
     if result.get("best_pairs"):
         lines += ["", "| each model's best run | against | only the first right / only the second right | "

@@ -48,7 +48,7 @@ def _logged(tracking, digest, run, seed, top1, correct):
 def test_the_tables_are_built_from_the_logged_runs(tmp_path):
     """Rows logged to a real MLflow store are read back (a stopped grid resumes from them): each
     run summarised over its seeds, each model's best run found and tested against the others'."""
-    config = AccuracyBenchConfig(out=tmp_path / "out", runs=["m:lxn", "m:plain", "n:plain"], seeds=[0, 1],
+    config = AccuracyBenchConfig(out=tmp_path / "out", runs=["m:lxn", "m:plain", "n:plain", "n:plain:lr=0.1"], seeds=[0, 1],
                                  table_only=True)
     tracking = f"sqlite:///{tmp_path}/out/accuracy/mlflow.db"
     (tmp_path / "out" / "accuracy").mkdir(parents=True)
@@ -60,6 +60,7 @@ def test_the_tables_are_built_from_the_logged_runs(tmp_path):
     _logged(tracking, digest, "m:plain", 0, 0.2, right(4))
     _logged(tracking, digest, "n:plain", 0, 0.1, right(2))
     _logged(tracking, digest, "n:plain", 1, 0.1, right(2))
+    _logged(tracking, digest, "n:plain:lr=0.1", 0, 0.15, right(3))
     _logged(tracking, "other-settings", "n:plain", 0, 0.9, right(18))  # another budget: not this table's
     assert logged_row(tracking, digest, "m:plain", 1) is None
     assert logged_row(tracking, digest, "m:lxn", 1)["correct"] == right(14)
@@ -71,14 +72,16 @@ def test_the_tables_are_built_from_the_logged_runs(tmp_path):
     assert rows["m:plain"]["top1_std"] is None
     # against the first run, pairs only where both have the seed: seed 0, 6 images only m:lxn right
     assert rows["m:plain"]["vs_first"]["only_first_right"] == 6 and rows["m:plain"]["vs_first"]["seeds"] == [0]
-    assert result["best"] == {"m": "m:lxn", "n": "n:plain"}
+    # a variant is compared with the run it varies: 1 image only it gets right, none only n:plain
+    assert rows["n:plain:lr=0.1"]["vs"] == "n:plain" and rows["n:plain:lr=0.1"]["vs_first"]["only_this_right"] == 1
+    assert result["best"] == {"m": "m:lxn", "n": "n:plain:lr=0.1"}
     (pair,) = result["best_pairs"]
-    assert (pair["a"], pair["b"], pair["seeds"]) == ("m:lxn", "n:plain", [0, 1])
-    assert (pair["only_first_right"], pair["only_this_right"]) == (8 + 12, 0)
-    assert pair["p_value"] < 1e-5
+    assert (pair["a"], pair["b"], pair["seeds"]) == ("m:lxn", "n:plain:lr=0.1", [0])
+    assert (pair["only_first_right"], pair["only_this_right"]) == (7, 0)
+    assert pair["p_value"] == pytest.approx(2 / 2**7)
     table = (tmp_path / "out" / "accuracy.md").read_text()
-    assert "| m:lxn | 0,1 | 60.0% ± 14.1 |" in table and "| (first) |" in table and "n/a" in table
-    assert "| m:lxn | n:plain | 20 / 0 |" in table
+    assert "| m:lxn | 0,1 | 60.0% ± 14.1 |" in table and "| (reference) |" in table and "n/a" in table
+    assert "| m:lxn | n:plain:lr=0.1 | 7 / 0 |" in table and "p = 1 (vs n:plain) |" in table
     assert json.loads((tmp_path / "out" / "accuracy.json").read_text())["settings_digest"] == digest
 
 
