@@ -68,7 +68,7 @@ class EmbeddingModel(nn.Module):
 
 def embedding_model(loaded, device: str | torch.device = "cpu") -> EmbeddingModel:
     """The `EmbeddingModel` of a loaded registered model (`lxn.tracking.LoadedModel`)."""
-    from lxn.presets import InferenceModel
+    from lxn.preprocess import InferenceModel
     from lxn.models.rebuild import rebuild_eager
 
     name = loaded.model_config.get("name")

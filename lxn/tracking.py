@@ -43,7 +43,8 @@ import lxn
 from lxn import registry
 from lxn.errors import TrackingError, UnsafeModelError
 from lxn.models.rebuild import rebuild_eager
-from lxn.presets import InferenceModel, Preset
+from lxn.presets import Preset
+from lxn.preprocess import InferenceModel
 from lxn.registry import ModelRef, Registry
 from lxn.tracking_uri import DEFAULT_TRACKING_URI, _client, _client_uri, fluent, resolve_tracking_uri
 from lxn.redact import is_secret_key, redact, redact_text, redact_uri

@@ -171,7 +171,7 @@ def card_classifier():
 
     from lxn.embeddings import EmbeddingModel, normalize
     from lxn.models import create_model
-    from lxn.presets import InferenceModel
+    from lxn.preprocess import InferenceModel
 
     torch.manual_seed(0)
     model = create_model("logoxpertnet_backbone", num_classes=len(CARD_CLASSES)).eval()

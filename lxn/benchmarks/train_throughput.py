@@ -57,7 +57,7 @@ def _plain(config: TrainBenchConfig, data: str, threads: int = 1) -> float:
     from lxn import storage
     from lxn.data.prepared import read_manifest, split_uri
     from lxn.models import create_model
-    from lxn.presets import Preprocess
+    from lxn.preprocess import Preprocess
     from lxn.train.config import TrainConfig
     from lxn.train.loop import train_one_epoch
     from lxn.train.loop import ModelEma

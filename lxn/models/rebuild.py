@@ -8,7 +8,8 @@ from typing import Any
 
 import torch
 
-from lxn.presets import InferenceModel, Preset
+from lxn.presets import Preset
+from lxn.preprocess import InferenceModel
 
 __all__ = ["rebuild_eager"]
 

@@ -5,7 +5,7 @@ transforms.v2 (boxes as `tv_tensors.BoundingBoxes`), per image on the CPU.
     (zoom in, every kept mark mostly inside) -> resize back to the model's size -> brightness
     and colour (preset) -> drop boxes a crop left under 2 px
 
-The classifier's batched `lxn.presets.augment` rotates and shears, which would turn a tight box
+The classifier's batched `lxn.preprocess.augment` rotates and shears, which would turn a tight box
 loose; SSD's recipe (zoom out, IoU crop, flip) keeps boxes exact. Every random draw comes from
 `generator`, so a seeded run repeats.
 """

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from lxn.presets import Preprocess, Preset
+from lxn.presets import Preset
+from lxn.preprocess import Preprocess
 from lxn.train.box_augment import augment_detection
 from lxn.train.loop import EpochStats, ModelEma, autocast, step_optimizer
 

@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lxn.presets import Preprocess, Preset, augment, to_float_nchw
+from lxn.presets import Preset
+from lxn.preprocess import Preprocess, augment, to_float_nchw
 
 __all__ = ["EpochStats", "EvalResult", "ModelEma", "autocast_dtype", "autocast", "step_optimizer", "train_one_epoch",
            "evaluate"]

@@ -23,7 +23,8 @@ import torch
 
 from lxn import registry
 from lxn.data.sample import NO_LOGO
-from lxn.presets import Preprocess, Preset
+from lxn.presets import Preset
+from lxn.preprocess import Preprocess
 
 __all__ = ["Tally", "Worker", "ClassifierTask", "DetectorTask", "task_for", "choose_threshold", "epoch_line",
            "MAX_BOXES"]

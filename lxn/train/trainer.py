@@ -30,7 +30,8 @@ from lxn.config import to_dict
 from lxn.data.prepared import Manifest, moves_to_train, read_manifest, split_uri, val_share
 from lxn.logs import configure_logging
 from lxn.models import create_model, model_task
-from lxn.presets import Preprocess, Preset
+from lxn.presets import Preset
+from lxn.preprocess import Preprocess
 from lxn.ray_utils import read_parquet
 from lxn.registry import ModelRef
 from lxn.tracking import RunTracker, check_tracking, log_model

@@ -141,7 +141,7 @@ def test_a_training_worker_ran_on_each_node_and_its_lines_reach_ray_job_logs(pip
 
 def test_training_tracked_and_registered_on_the_server(pipeline, world):
     from lxn.tracking import load_model
-    from lxn.presets import InferenceModel
+    from lxn.preprocess import InferenceModel
     from lxn.models import create_model
     from lxn.train.trainer import BEST_FILE, decode_batch
 

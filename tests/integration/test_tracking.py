@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from lxn.models import create_model
-from lxn.presets import InferenceModel, Preset
+from lxn.presets import Preset
+from lxn.preprocess import InferenceModel
 from lxn.registry import Registry
 from lxn.tracking import (
     RunTracker,

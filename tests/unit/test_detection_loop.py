@@ -7,7 +7,8 @@ import numpy as np
 import torch
 
 from lxn.models import create_model
-from lxn.presets import Preprocess, Preset
+from lxn.presets import Preset
+from lxn.preprocess import Preprocess
 from lxn.train.decode import decode_detection_batch
 from lxn.train.detection import padded_boxes, predict_detections, targets_of, train_one_epoch_detection
 

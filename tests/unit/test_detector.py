@@ -14,7 +14,8 @@ from torchvision.ops import box_iou
 
 from lxn.models import LogoXpertDet, create_model, select_detections
 from lxn.models.detector import DETECTOR_STRIDES, load_classifier_backbone
-from lxn.presets import InferenceModel, Preset
+from lxn.presets import Preset
+from lxn.preprocess import InferenceModel
 
 S = 128
 

@@ -11,7 +11,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 LIGHT_JOBS = ["prepare", "train", "scan", "search", "report", "trust", "nightly", "review"]
-LIGHT_MODULES = ["lxn.cli", "lxn.errors", "lxn.scan", "lxn.scan.config", "lxn.scan.schema", "lxn.registry", "lxn.train.config", "lxn.data.prepare",
+# lxn.presets, lxn.scan.fetch and lxn.train.decode: what Ray Data's decode tasks import (a worker
+# process that runs no model need not import torch).
+LIGHT_MODULES = ["lxn.presets", "lxn.scan.fetch", "lxn.train.decode", "lxn.cli", "lxn.errors", "lxn.scan", "lxn.scan.config", "lxn.scan.schema", "lxn.registry", "lxn.train.config", "lxn.data.prepare",
                  "lxn.redact", "lxn.storage", "lxn.nightly.build", "lxn.scan.report",
                  "lxn.review.export", "lxn.review.ingest"]
 PROBE = """

@@ -6,7 +6,8 @@ import torch
 from torchvision.transforms.v2 import functional as TF
 
 from lxn.models import create_model
-from lxn.presets import InferenceModel, Preprocess, Preset, augment, to_float_nchw
+from lxn.presets import Preset
+from lxn.preprocess import InferenceModel, Preprocess, augment, to_float_nchw
 
 
 def test_resize_to_square_uint8():

@@ -8,7 +8,8 @@ import math
 import pytest
 import torch
 
-from lxn.presets import Preset, augment
+from lxn.presets import Preset
+from lxn.preprocess import augment
 from lxn.train.config import TrainConfig
 from lxn.train.loop import ModelEma, train_one_epoch
 from lxn.train.recipes import RECIPES
@@ -80,7 +81,7 @@ def test_the_schedule_is_set_on_every_step():
     head = torch.nn.Sequential(model, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
     optimizer = torch.optim.SGD(head.parameters(), lr=1.0)
     preset = Preset(image_size=32, rotation_p=0, hflip_p=0, brightness_p=0, denoise_sigma=0)
-    from lxn.presets import Preprocess
+    from lxn.preprocess import Preprocess
 
     seen = []
     batches = [{"image": torch.randint(0, 255, (2, 32, 32, 3), dtype=torch.uint8), "label": torch.tensor([0, 1])}] * 3

@@ -4,7 +4,8 @@ import numpy as np
 import torch
 
 from lxn.models import create_model
-from lxn.presets import Preprocess, Preset
+from lxn.presets import Preset
+from lxn.preprocess import Preprocess
 from lxn.train.loop import autocast_dtype, evaluate, train_one_epoch
 
 
