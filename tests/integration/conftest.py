@@ -127,13 +127,30 @@ def ray_head(s3_endpoint):
         _wait_for_job_agent(f"http://127.0.0.1:{dashboard}", env)
         yield f"127.0.0.1:{port}", f"http://127.0.0.1:{dashboard}", env
     finally:
-        ours = [p for p in psutil.process_iter(["cmdline"]) if any(temp_dir in c for c in p.info["cmdline"] or [])]
+        # This cluster's processes: those naming its temp dir or GCS address (the client server
+        # names only the address), and their children: the dashboard and runtime-env agents
+        # retitle themselves ("ray::DashboardAgent") and, missed, outlived the suite at a few
+        # percent of a core each.
+        def is_ours(cmdline: list[str]) -> bool:
+            return any(temp_dir in c or c.endswith(f"=127.0.0.1:{port}") for c in cmdline)
+
+        ours = [p for p in psutil.process_iter(["cmdline"]) if is_ours(p.info["cmdline"] or [])]
+        ours = list({p.pid: p for parent in ours for p in (parent, *_children(parent))}.values())
         for process in ours:
             process.terminate()
         _, alive = psutil.wait_procs(ours, timeout=5)
         for process in alive:  # the GCS server ignores SIGTERM
             process.kill()
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _children(process) -> list:
+    import psutil
+
+    try:
+        return process.children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
 
 
 def _wait_for_job_agent(dashboard: str, env: dict, timeout: float = 120.0) -> None:
