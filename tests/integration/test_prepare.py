@@ -137,9 +137,11 @@ def test_shards_are_shuffled_not_in_class_order(bucket_dataset, prepared):
 
 def test_loading_is_spread_over_small_tasks(prepared):
     """One load task per `load_block_rows` listing rows (a task takes at least `batch_size`), not
-    one for the whole listing (which would load on one CPU, with memory growing with the data)."""
+    one for the whole listing (which would load on one CPU, with memory growing with the data).
+    The last, short block may join another one's task (Ray Data bundles inputs up to the batch
+    size, depending on which arrive together): 99 rows give 6 or 7 tasks of 16."""
     manifest, _ = prepared
-    assert manifest.extra["load_tasks"] >= -(-manifest.extra["images_listed"] // 16)
+    assert manifest.extra["load_tasks"] >= manifest.extra["images_listed"] // 16
 
 
 def test_no_group_crosses_splits(prepared):
@@ -166,8 +168,11 @@ def test_rerun_into_the_same_output_is_safe_and_identical(bucket_dataset, prepar
                                   **SMALL_TASKS))
     listed = manifest.extra["images_listed"]
     assert f"prepare: images loaded: {listed:,}/{listed:,} (100%)" in caplog.text
-    assert {k: v for k, v in again.__dict__.items() if k != "created_at"} == {
-        k: v for k, v in manifest.__dict__.items() if k != "created_at"}
+    def result(m):  # what the manifest says of the data; how many load tasks ran is not that
+        return {**{k: v for k, v in m.__dict__.items() if k != "created_at"},
+                "extra": {k: v for k, v in m.extra.items() if k != "load_tasks"}}
+
+    assert result(again) == result(manifest)
     rerun_rows = _rows(out)
     assert {u: r["split"] for u, r in rerun_rows.items()} == {u: r["split"] for u, r in rows.items()}
     assert not list(storage.iter_objects(f"{out}/_staging"))
