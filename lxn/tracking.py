@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import dataclasses
 import hashlib
 import json
 import logging
@@ -42,6 +41,7 @@ import torch
 import lxn
 from lxn import registry
 from lxn.errors import TrackingError, UnsafeModelError
+from lxn.model_package import LoadedModel, ModelPackage, sha256_hex
 from lxn.models.rebuild import rebuild_eager
 from lxn.presets import Preset
 from lxn.preprocess import InferenceModel
@@ -63,6 +63,8 @@ __all__ = [
     "LoadedModel",
     "log_model",
     "load_model",
+    "fetch_model",
+    "ModelPackage",
     "rebuild_eager",
     "classes_digest",
     "verify_model_dir",
@@ -292,36 +294,6 @@ class RunTracker:
             monitor.finish()
 
 
-@dataclasses.dataclass
-class LoadedModel:
-    """A registered model ready to predict: `module(uint8 (B, S, S, 3))` gives logits (B, K) for a
-    classifier, (B, N, 6) candidates for a detector (`task`)."""
-
-    module: torch.nn.Module
-    preset: Preset
-    class_names: list[str]
-    model_config: dict[str, Any]
-    ref: ModelRef | None
-    metadata: dict[str, Any]
-
-    @property
-    def task(self) -> str:
-        """"classify" or "detect" (lxn.models.TASKS); models logged before detectors are classifiers."""
-        return self.metadata.get("task", "classify")
-
-    @property
-    def prototypes(self):
-        """The brands onboarded from examples (`lxn.prototypes.PrototypeTable`)."""
-        from lxn.prototypes import PrototypeTable
-
-        return PrototypeTable.from_metadata(self.metadata)
-
-    @property
-    def predicted_classes(self) -> list[str]:
-        """Every name a scan with this model can report: its classes, then its prototype brands."""
-        return [*self.class_names, *self.prototypes.brands]
-
-
 def _signature(image_size: int, output_shape: tuple[int, ...]):
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
@@ -515,19 +487,15 @@ def artifact_sha256(ref: ModelRef, tracking_uri: str | None = None, expected: st
         return _sha256(local / "data/model.pt2")
 
 
-def load_model(uri: str, tracking_uri: str | None = None, device: str | torch.device = "cpu",
-               task: str | None = "classify") -> LoadedModel:
-    """Load a logged or registered model (`models:/...`, `runs:/...` or a local directory) of
-    `task` ("classify", "detect"; None: either). A model of another task is refused with the
-    reason: every caller reads its outputs as that task's.
+def fetch_model(uri: str, tracking_uri: str | None = None, task: str | None = "classify") -> ModelPackage:
+    """A logged or registered model (`models:/...`, `runs:/...` or a local directory) of `task`
+    ("classify", "detect"; None: either), downloaded and checked, as a `ModelPackage` to load here
+    or to ship to actors. A model of another task is refused with the reason: every caller reads
+    its outputs as that task's.
 
     Nothing from the artifact runs: `verify_model_dir` checks it first (against the SHA-256 the
-    registry recorded, for a registered version), and pickle deserialization is switched off in
-    this process, so MLflow loads the pt2 archive only after checking it holds no pickle.
-
-    On the CPU the module is the exported graph itself. On another device the eager model is
-    rebuilt from `model_config` and given the graph's weights: an exported graph cannot move
-    across devices, and the eager model can use autocast and channels_last there.
+    registry recorded, for a registered version), including MLflow's check that the pt2 archive
+    holds no pickle; the package carries the checked bytes and their digest.
     """
     import mlflow
 
@@ -548,29 +516,31 @@ def load_model(uri: str, tracking_uri: str | None = None, device: str | torch.de
         local = Path(source) if Path(source).is_dir() else Path(
             mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp)
         )
+        pt2 = (local / "data/model.pt2").read_bytes() if (local / "data/model.pt2").is_file() else None
         try:
             metadata = verify_model_dir(local, expected)
         except UnsafeModelError as exc:
             raise UnsafeModelError(f"{source}: {exc}") from None
         except ValueError as exc:
             raise ValueError(f"{source} is not an lxn model: {exc}") from None
-        found = metadata.get("task", "classify")
-        if task is not None and found != task:
-            kind = {"classify": "classifier", "detect": "detector"}
-            raise ValueError(f"{source} is a {kind.get(found, found)} ({metadata['model_config'].get('name')}); "
-                             f"this takes {kind.get(task, task)}s")
-        module = mlflow.pytorch.load_model(str(local))
-    preset = Preset.from_dict(metadata["preset"])
-    if torch.device(device).type != "cpu":
-        module = rebuild_eager(module, metadata["model_config"], preset).to(device)
-    return LoadedModel(
-        module=module,
-        preset=preset,
-        class_names=list(metadata["class_names"]),
-        model_config=dict(metadata["model_config"]),
-        ref=ref,
-        metadata=metadata,
-    )
+        # The package carries the bytes read before the checks: the file had them after, too
+        # (a local directory could change while it was being checked).
+        digest = sha256_hex(pt2)
+        if _sha256(local / "data/model.pt2") != digest:
+            raise UnsafeModelError(f"{source}: data/model.pt2 changed while it was being checked")
+    found = metadata.get("task", "classify")
+    if task is not None and found != task:
+        kind = {"classify": "classifier", "detect": "detector"}
+        raise ValueError(f"{source} is a {kind.get(found, found)} ({metadata['model_config'].get('name')}); "
+                         f"this takes {kind.get(task, task)}s")
+    return ModelPackage(pt2=pt2, sha256=digest, metadata=metadata, ref=ref, source=source)
+
+
+def load_model(uri: str, tracking_uri: str | None = None, device: str | torch.device = "cpu",
+               task: str | None = "classify") -> LoadedModel:
+    """`fetch_model`, then `ModelPackage.load` on `device`: on the CPU the module is the exported
+    graph itself, elsewhere the eager model rebuilt with the graph's weights."""
+    return fetch_model(uri, tracking_uri, task).load(device)
 
 
 def tagged_runs(experiment: str, tags: Mapping[str, str], uri: str | None = None) -> list[Any]:

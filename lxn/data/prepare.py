@@ -41,6 +41,7 @@ import pyarrow as pa
 import lxn
 from lxn import storage
 from lxn.ray_utils import read_parquet
+from lxn.model_package import ModelPackage
 from lxn.config import setting
 from lxn.data.prepared import SCHEMA, SPLITS, Manifest
 
@@ -340,11 +341,10 @@ def _decide(table: pa.Table, rows: int, classes: list[str], config: PrepareConfi
 class _Embed:
     """Ray Data actor: one L2-normalised float16 embedding per stored image, model loaded once."""
 
-    def __init__(self, model_uri: str, tracking_uri: str | None) -> None:
+    def __init__(self, model: ModelPackage) -> None:
         from lxn.models.rebuild import rebuild_eager
-        from lxn.tracking import load_model
 
-        loaded = load_model(model_uri, tracking_uri)
+        loaded = model.load()
         self.preset = loaded.preset
         self.model = rebuild_eager(loaded.module, loaded.model_config, loaded.preset).eval()
 
@@ -370,14 +370,15 @@ def _embedding_pairs(loaded_path: str, loaded_fs, staging: str, config: PrepareC
     from ray.data.expressions import col
 
     from lxn.data import dedup
-    from lxn.tracking import resolve_tracking_uri
+    from lxn.tracking import fetch_model
 
+    model = fetch_model(config.embedding_model, config.tracking_uri)  # once, checked here: the actors load its bytes
     out_fs, out_path = storage.arrow_filesystem(storage.join(staging, "embeddings"))
     (
         read_parquet(loaded_path, filesystem=loaded_fs)
         .filter(expr=col("status") == "ok")
         .select_columns(["row_id", "image"])
-        .map_batches(_Embed, fn_constructor_args=(config.embedding_model, resolve_tracking_uri(config.tracking_uri)),
+        .map_batches(_Embed, fn_constructor_args=(model,),
                      batch_format="pyarrow", batch_size=config.batch_size,
                      compute=ray.data.ActorPoolStrategy(min_size=1, max_size=2))
         .write_parquet(out_path, filesystem=out_fs)

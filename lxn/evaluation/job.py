@@ -85,7 +85,7 @@ def run_evaluation(labelled: LabelledSet, model_uris: Sequence[str], *, tracking
         raise ValueError(f"{list(model_uris)} name the same version more than once")
     thresholds = [registry.scan_threshold(threshold, versions.tags(r)) for r in refs]
     loaded = [load_model(r.uri, tracking_uri, "cpu") for r in refs]  # a model that is not lxn's fails here
-    scored = score(labelled, loaded, tracking_uri, options)
+    scored = score(labelled, loaded, options)
     del loaded
     if not scored.ok.any():
         raise ValueError(f"none of the {len(scored.status)} images of {labelled.describe} could be decoded "

@@ -26,7 +26,7 @@ from lxn.scan.fetch import fetch_and_decode
 from lxn.scan.pipeline import configure_data_context, decode_memory, plan_actors
 from lxn.scan.schema import nullable_strings
 from lxn.registry import ModelRef
-from lxn.tracking import LoadedModel
+from lxn.model_package import LoadedModel, ModelPackage
 
 __all__ = ["ScoringSettings", "ModelScores", "Scored", "Scorer", "score"]
 
@@ -133,12 +133,12 @@ class Scored:
 class Scorer:
     """A decoded batch -> the same rows without pixels, plus `probs_<j>` (N, K_j) per model j."""
 
-    def __init__(self, model_uris: Sequence[str], indices: Sequence[int], *, tracking_uri: str | None,
-                 options: ScoringSettings, device: str, drop_data: bool) -> None:
+    def __init__(self, models: Sequence[ModelPackage], indices: Sequence[int], *, options: ScoringSettings,
+                 device: str, drop_data: bool) -> None:
         from lxn.scan.predictor import Predictor, predictor_settings
 
-        self.predictors = [Predictor(uri, scan_id="evaluation", tracking_uri=tracking_uri, device=device,
-                                     **predictor_settings(options, decide=False)) for uri in model_uris]
+        self.predictors = [Predictor(model, scan_id="evaluation", device=device,
+                                     **predictor_settings(options, decide=False)) for model in models]
         self.indices, self.drop_data = list(indices), drop_data
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -196,7 +196,7 @@ def _dataset(labelled: LabelledSet, names: list[str], batch_size: int):
     return ray.data.from_arrow(rows).repartition(target_num_rows_per_block=batch_size, strict=True)
 
 
-def score(labelled: LabelledSet, models: Sequence[LoadedModel], tracking_uri: str | None,
+def score(labelled: LabelledSet, models: Sequence[LoadedModel],
           options: ScoringSettings) -> Scored:
     """Every image of `labelled`, scored by every model (`models` resolved to versions)."""
     import ray.data
@@ -222,8 +222,8 @@ def score(labelled: LabelledSet, models: Sequence[LoadedModel], tracking_uri: st
             memory=decode_memory(options.batch_size, options.grids, options.fetch_threads, preset["image_size"]),
         ).map_batches(
             Scorer,
-            fn_constructor_args=([models[j].ref.uri for j in indices], indices),
-            fn_constructor_kwargs={"tracking_uri": tracking_uri, "options": options,
+            fn_constructor_args=([models[j].package for j in indices], indices),
+            fn_constructor_kwargs={"options": options,
                                    "device": "cuda" if use_gpu else "cpu", "drop_data": g == len(groups) - 1},
             batch_size=options.batch_size, batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(min_size=options.actors, max_size=options.actors),

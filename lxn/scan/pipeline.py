@@ -27,6 +27,7 @@ from typing import Any
 
 from lxn import storage
 from lxn.config import to_dict
+from lxn.model_package import ModelPackage
 from lxn.ray_utils import cluster_shape, init_ray, read_parquet
 from lxn.redact import redact
 from lxn.scan import listing as listing_mod
@@ -126,7 +127,7 @@ def _resolve(config: ScanConfig) -> _Plan:
 
 
 def _run_leased(plan: _Plan, lease: Lease, started: float) -> ScanResult:
-    from lxn.tracking import RunTracker, load_model
+    from lxn.tracking import RunTracker, fetch_model
 
     config, layout, scan_id, date, ref, tracking_uri = (plan.config, plan.layout, plan.scan_id, plan.date, plan.ref,
                                                         plan.tracking_uri)
@@ -146,7 +147,8 @@ def _run_leased(plan: _Plan, lease: Lease, started: float) -> ScanResult:
             log.warning("scan %s under %s never finished: re-run its command (with its --date) to finish it, "
                         "or delete %s", other, layout.out, layout.staging(other))
 
-    loaded = load_model(ref.uri, tracking_uri, "cpu", task=None)  # preset and classes; a bad model fails here
+    package = fetch_model(ref.uri, tracking_uri, task=None)  # once: the actors load these checked bytes
+    loaded = package.load("cpu")  # preset and classes; a bad model fails here, not in every actor
     preset, class_names, prototype_brands = loaded.preset, loaded.predicted_classes, loaded.prototypes.brands
     if loaded.task == "detect":
         _check_detector_scan(config, ref.uri)
@@ -169,7 +171,7 @@ def _run_leased(plan: _Plan, lease: Lease, started: float) -> ScanResult:
         else:
             log.info("scan %s: reusing its staged listing (%d objects to scan)", scan_id, stats.rows)
         inputs, pending, resumed = _pending(layout, scan_id, stats.rows)
-        throughput = _scan(config, layout, scan_id, inputs, pending, preset, ref.uri, tracking_uri) \
+        throughput = _scan(config, layout, scan_id, inputs, pending, preset, package) \
             if pending else {"rows": 0}
         throughput["resumed_rows"] = resumed
         throughput["wall_s"] = round(time.monotonic() - started, 3)
@@ -263,7 +265,7 @@ def _list(config: ScanConfig, layout: Layout, scan_id: str, sources: list[str], 
 
 
 def _scan(config: ScanConfig, layout: Layout, scan_id: str, inputs: list[str], pending: int, preset,
-          model_uri: str, tracking_uri: str) -> dict[str, Any]:
+          package: ModelPackage) -> dict[str, Any]:
     """Run the Ray Data pipeline over the staged listing files `inputs`, staging results."""
     import ray
     import ray.data
@@ -297,8 +299,8 @@ def _scan(config: ScanConfig, layout: Layout, scan_id: str, inputs: list[str], p
         )
         .map_batches(
             Predictor,
-            fn_constructor_args=(model_uri,),
-            fn_constructor_kwargs={"scan_id": scan_id, "tracking_uri": tracking_uri,
+            fn_constructor_args=(package,),
+            fn_constructor_kwargs={"scan_id": scan_id,
                                    "device": "cuda" if use_gpu else "cpu", **predictor_settings(config, decide=True)},
             batch_size=config.batch_size,
             batch_format="numpy",

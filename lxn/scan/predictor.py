@@ -1,7 +1,7 @@
 """The predictor: a callable class for Ray Data's `map_batches` (one per actor).
 
-It loads the registered model once, in `__init__` (the exported graph on the CPU; on a GPU the
-eager rebuild under fp16 autocast), and maps a batch of decoded pixels to report rows. It is a
+It loads the model its job fetched and checked (a `ModelPackage`) once, in `__init__` (the
+exported graph on the CPU; on a GPU the eager rebuild under fp16 autocast), and maps a batch of decoded pixels to report rows. It is a
 plain class: tests call it directly, without Ray.
 
 The decision for one image, from the probabilities p (softmax of the logits) of its tile
@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from lxn.model_package import ModelPackage
 from lxn.scan import tiling
 from lxn.scan.schema import Decisions, staged_rows
 
@@ -78,17 +79,18 @@ class Predictor:
     """Decoded batch (see `fetch.fetch_and_decode`) -> its decisions as arrays -> report rows
     (`lxn.scan.schema.staged_rows`).
 
-    model_uri must name a version (`models:/name/version`): the job resolves the alias once.
+    `model` is the registered version the job fetched and checked once (`lxn.tracking.fetch_model`
+    on a `models:/name/version` or alias URI): each actor loads it from these bytes, with no
+    MLflow and no download of its own.
     """
 
-    def __init__(self, model_uri: str, *, scan_id: str, tracking_uri: str | None = None, top_k: int = 5,
+    def __init__(self, model: ModelPackage, *, scan_id: str, top_k: int = 5,
                  threshold: float = 0.5, no_logo_class: str = "no-logo", batch_size: int = 32,
                  device: str = "auto", threads: int = 0, embeddings: str | None = None,
                  unknown_below: float | None = None) -> None:
         import torch
 
         from lxn.logs import configure_logging
-        from lxn.tracking import load_model
 
         configure_logging(worker=True)  # this actor's INFO lines reach `ray job logs`
 
@@ -96,9 +98,9 @@ class Predictor:
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if threads > 0:
             torch.set_num_threads(threads)
-        loaded = load_model(model_uri, tracking_uri, device, task=None)
-        if loaded.ref is None or loaded.ref.uri != model_uri:
-            raise ValueError(f"the predictor needs a resolved models:/<name>/<version> URI, got {model_uri!r}")
+        if model.ref is None:
+            raise ValueError(f"the predictor needs a registered version (models:/<name>/<version>), got {model.source!r}")
+        loaded = model.load(device)
         self.torch = torch
         self.device = torch.device(device)
         self.image_size = loaded.preset.image_size
@@ -128,7 +130,7 @@ class Predictor:
         import ray
 
         node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else "-"
-        log.info("predictor: %s on %s (%d threads, %s), node %s", model_uri, self.device, torch.get_num_threads(),
+        log.info("predictor: %s on %s (%d threads, %s), node %s", model.ref.uri, self.device, torch.get_num_threads(),
                  "eager, with embeddings" if self.extended else "exported graph", node)
 
     def forward(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

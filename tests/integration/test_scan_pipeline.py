@@ -8,6 +8,7 @@ answer (`RedSpotter`, registered like any model) checks the decisions and the ti
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import json
@@ -31,7 +32,8 @@ from lxn.scan.pipeline import run
 from lxn.scan.predictor import Predictor
 from lxn.scan.report import Layout, list_files, read_manifest
 from lxn.scan.state import key_hash, read_covered
-from lxn.tracking import RunTracker, log_model
+from lxn.errors import UnsafeModelError
+from lxn.tracking import RunTracker, fetch_model, log_model
 from tests.image_samples import image_kinds
 from tests.known_models import RedSpotter, register_redboxer
 
@@ -355,9 +357,11 @@ def test_predictor_decides_without_ray(store, tmp_path):
         decoded = fetch_and_decode(dict(batch), preset=Preset(image_size=64, mean=(0.5,) * 3, std=(0.5,) * 3,
                                                               denoise_sigma=0).to_dict(),
                                    grids=grids, max_bytes=10**7, max_pixels=10**7)
-        predictor = Predictor("models:/redspot/1", scan_id="s", tracking_uri=store, **settings)
+        predictor = Predictor(model, scan_id="s", **settings)
         return predictor(decoded).to_pylist()
 
+    model = fetch_model("models:/redspot@champion", store, task=None)
+    assert model.ref.uri == "models:/redspot/1"  # the alias resolved once, by the job
     whole = predict()
     assert [r["brand"] for r in whole] == [None, "acme"]  # the small logo is lost at full-frame scale
     assert whole[0]["top_brands"][0] == "no-logo" and whole[0]["box_x0"] is None
@@ -366,8 +370,10 @@ def test_predictor_decides_without_ray(store, tmp_path):
     assert [r["brand"] for r in predict(grids=(3,), threshold=0.95)] == [None, "acme"]
     assert [r["brand"] for r in predict(no_logo_class="absent", threshold=0.0)] == ["no-logo", "acme"]
     assert len(predict(top_k=2)[0]["top_brands"]) == 2
-    with pytest.raises(ValueError, match="resolved models:/<name>/<version>"):
-        Predictor("models:/redspot@champion", scan_id="s", tracking_uri=store)
+    with pytest.raises(ValueError, match="needs a registered version"):
+        Predictor(dataclasses.replace(model, ref=None), scan_id="s")
+    with pytest.raises(UnsafeModelError, match="changed after they were checked"):
+        Predictor(dataclasses.replace(model, pt2=model.pt2[:-1] + b"x"), scan_id="s")
 
 
 def test_every_brand_in_a_picture_is_a_detection_with_its_box(store, tmp_path):
@@ -392,7 +398,7 @@ def test_every_brand_in_a_picture_is_a_detection_with_its_box(store, tmp_path):
         decoded = fetch_and_decode(dict(batch), preset=Preset(image_size=64, mean=(0.5,) * 3, std=(0.5,) * 3,
                                                               denoise_sigma=0).to_dict(),
                                    grids=grids, max_bytes=10**7, max_pixels=10**7)
-        return Predictor(ref.uri, scan_id="s", tracking_uri=store)(decoded).to_pylist()[0]
+        return Predictor(fetch_model(ref.uri, store), scan_id="s")(decoded).to_pylist()[0]
 
     whole = predict(())
     assert whole["brand"] is None and whole["detections"] == []

@@ -98,7 +98,7 @@ def test_a_few_training_steps_find_the_planted_marks_with_tight_boxes():
     wrapped = InferenceModel(model, preset)  # the preprocessing the exported graph holds
     optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=1e-4)
     model.train()
-    for _ in range(120):
+    for _ in range(60):  # 26 of the 27 marks found, 26 boxes (120 steps: 27, 29), at half the cost
         scenes = [_scene(rng) for _ in range(8)]
         x = wrapped.preprocess(torch.from_numpy(np.stack([s[0] for s in scenes])))
         loss = sum(model(x, [s[1] for s in scenes]).values())
