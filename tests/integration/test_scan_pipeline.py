@@ -39,7 +39,7 @@ from tests.known_models import RedSpotter, register_redboxer
 
 REPO = Path(__file__).resolve().parents[2]
 DATE = "2025-06-01"
-GENERATED = 250
+GENERATED = 80
 BRANDS = ["acme", "globex", "initech", "no-logo"]
 
 
