@@ -75,7 +75,7 @@ def world(cluster, s3_endpoint, tmp_path_factory):
     client = boto3.client("s3", endpoint_url=s3_endpoint)
     client.create_bucket(Bucket=bucket)
     images = tmp / "images"
-    write_imagefolder(SyntheticConfig(num_brands=3, images_per_brand=16, no_logo_images=8, image_size=96), images)
+    write_imagefolder(SyntheticConfig(num_brands=3, images_per_brand=16, no_logo_images=8, image_size=64), images)
     media = []
     for i, path in enumerate(sorted(p for p in images.rglob("*.jpg"))):
         key = f"raw/{path.relative_to(images)}"
@@ -110,7 +110,7 @@ def pipeline(cluster, world):
                               "--out", f"s3://{bucket}/prepared", "--no-progress-bars")
     runs["train"] = _submit(
         dashboard, "train", "jobs/train.py", "--data", f"s3://{bucket}/prepared", "--storage", f"s3://{bucket}/ckpt",
-        "--tracking-uri", tracking, "--epochs", "1", "--image-size", "96", "--batch-size", "8", "--num-workers", "2",
+        "--tracking-uri", tracking, "--epochs", "1", "--image-size", "64", "--batch-size", "8", "--num-workers", "2",
         "--cpus-per-worker", "2", "--lr-step-epochs", "1", "--shuffle-buffer", "64", "--experiment", "lxn-test",
         "--train-on-val", "0.5",
         "--registered-model", "logos-test", "--run-name", "two-nodes", "--no-progress-bars")

@@ -2,7 +2,7 @@
 127.0.0.1 and MLflow sqlite stores: resume after a killed worker and a killed driver, bad input.
 Training as a Ray job across two nodes, on S3 with a real `mlflow server`, is in test_cluster.py.
 
-Every run is tiny (3 brands + no-logo at 96 px, 2-3 epochs): these tests check behaviour
+Every run is tiny (3 brands + no-logo at 64 px, 2-3 epochs): these tests check behaviour
 (registration, resume, failure handling), not accuracy.
 """
 
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _tiny(**overrides) -> TrainConfig:
-    base = dict(epochs=2, image_size=96, batch_size=8, num_workers=2, lr_step_epochs=1, shuffle_buffer=64,
+    base = dict(epochs=2, image_size=64, batch_size=8, num_workers=2, lr_step_epochs=1, shuffle_buffer=64,
                 experiment="lxn-test", registered_model="logos-test", seed=0)
     return TrainConfig(**{**base, **overrides})
 
@@ -40,7 +40,7 @@ def _tiny(**overrides) -> TrainConfig:
 def prepared(tmp_path_factory, ray_cluster) -> str:
     root = tmp_path_factory.mktemp("data")
     images = root / "images"
-    write_imagefolder(SyntheticConfig(num_brands=3, images_per_brand=16, no_logo_images=8, image_size=96), images)
+    write_imagefolder(SyntheticConfig(num_brands=3, images_per_brand=16, no_logo_images=8, image_size=64), images)
     prepare(PrepareConfig(source=[str(images)], out=str(root / "prepared")))
     return str(root / "prepared")
 
@@ -63,7 +63,7 @@ def _epoch_steps(tracking_uri: str, run_id: str) -> list[int]:
 
 
 def _train_command(prepared: str, tmp_path: Path, *extra: str) -> list[str]:
-    return [sys.executable, str(ROOT / "jobs/train.py"), "--data", prepared, "--epochs", "2", "--image-size", "96",
+    return [sys.executable, str(ROOT / "jobs/train.py"), "--data", prepared, "--epochs", "2", "--image-size", "64",
             "--batch-size", "8", "--num-workers", "2", "--lr-step-epochs", "1", "--shuffle-buffer", "64",
             "--storage", str(tmp_path / "checkpoints"), "--tracking-uri", f"sqlite:///{tmp_path}/mlflow.db",
             "--experiment", "lxn-test", "--registered-model", "logos-test", "--run-name", "kd", *extra]
