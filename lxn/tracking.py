@@ -42,7 +42,6 @@ import lxn
 from lxn import registry
 from lxn.errors import TrackingError, UnsafeModelError
 from lxn.model_package import LoadedModel, ModelPackage, sha256_hex
-from lxn.models.rebuild import rebuild_eager
 from lxn.presets import Preset
 from lxn.preprocess import InferenceModel
 from lxn.registry import ModelRef, Registry
@@ -65,7 +64,6 @@ __all__ = [
     "load_model",
     "fetch_model",
     "ModelPackage",
-    "rebuild_eager",
     "classes_digest",
     "verify_model_dir",
     "UnsafeModelError",

@@ -54,7 +54,7 @@ def test_registered_model_loads_by_alias_and_reproduces_logits(store, trained):
     with torch.inference_mode():
         expected = InferenceModel(model, preset).eval()(images)
         torch.testing.assert_close(loaded.module(images), expected, atol=1e-6, rtol=1e-6)
-        from lxn.tracking import rebuild_eager
+        from lxn.models.rebuild import rebuild_eager
         eager = rebuild_eager(loaded.module, loaded.model_config, loaded.preset)
         torch.testing.assert_close(eager(images), expected, atol=1e-6, rtol=1e-6)
 
@@ -347,7 +347,7 @@ def test_credentials_in_the_tracking_uri_travel_as_a_header(monkeypatch):
 
 
 def test_a_registered_model_rebuilds_with_its_architecture_settings(store):
-    from lxn.tracking import rebuild_eager
+    from lxn.models.rebuild import rebuild_eager
 
     settings = {"name": "logoxpertnet", "num_classes": 3, "width_mult": 1.0, "hse_gate": "sigmoid",
                 "clff_mode": "add", "early_stride": 8, "clff_early": "space_to_depth", "spectrum": "dct"}

@@ -36,6 +36,15 @@ def test_jobs_and_configs_load_no_torch_ray_or_mlflow(targets):
     assert done.stdout.strip() == ""
 
 
+def test_the_model_path_of_a_scan_loads_no_torchvision():
+    """A scan's driver fetches and loads the exported graph; its actors load the package. Neither
+    builds a model, so neither pays torchvision's import (about a second, in every process)."""
+    done = subprocess.run([sys.executable, "-c", PROBE, "lxn.tracking", "lxn.model_package", "lxn.scan.pipeline",
+                           "lxn.scan.predictor", "lxn.evaluation.scoring", "lxn.promote"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120, check=True)
+    assert "torch" in done.stdout.split() and "torchvision" not in done.stdout.split()
+
+
 SOURCE_PROBE = """
 import ast, json, pathlib, sys
 out = {}
