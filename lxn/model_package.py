@@ -39,10 +39,6 @@ class ModelPackage:
     ref: ModelRef | None
     source: str
 
-    @property
-    def task(self) -> str:
-        return self.metadata.get("task", "classify")
-
     def load(self, device: str | torch.device = "cpu") -> LoadedModel:
         """The module on `device`: on the CPU the exported graph itself; elsewhere the eager model
         rebuilt from `model_config` with the graph's weights (an exported graph cannot move across
@@ -59,8 +55,7 @@ class ModelPackage:
 
             module = rebuild_eager(module, self.metadata["model_config"], preset).to(device)
         return LoadedModel(module=module, preset=preset, class_names=list(self.metadata["class_names"]),
-                           model_config=dict(self.metadata["model_config"]), ref=self.ref, metadata=self.metadata,
-                           package=self)
+                           model_config=dict(self.metadata["model_config"]), package=self)
 
 
 @dataclasses.dataclass
@@ -73,9 +68,17 @@ class LoadedModel:
     preset: Preset
     class_names: list[str]
     model_config: dict[str, Any]
-    ref: ModelRef | None
-    metadata: dict[str, Any]
-    package: ModelPackage | None = None
+    package: ModelPackage
+
+    @property
+    def ref(self) -> ModelRef | None:
+        """The registered version, None for a model loaded from a run or a directory."""
+        return self.package.ref
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The MLmodel's `lxn` metadata: classes, preset, model config, task, prototypes."""
+        return self.package.metadata
 
     @property
     def task(self) -> str:

@@ -41,8 +41,8 @@ import pyarrow as pa
 import lxn
 from lxn import storage
 from lxn.ray_utils import read_parquet
-from lxn.model_package import ModelPackage
 from lxn.config import setting
+from lxn.model_package import ModelPackage
 from lxn.data.prepared import SCHEMA, SPLITS, Manifest
 
 __all__ = ["PrepareConfig", "run", "load_batch", "listing_table"]

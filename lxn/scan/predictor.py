@@ -1,8 +1,8 @@
 """The predictor: a callable class for Ray Data's `map_batches` (one per actor).
 
 It loads the model its job fetched and checked (a `ModelPackage`) once, in `__init__` (the
-exported graph on the CPU; on a GPU the eager rebuild under fp16 autocast), and maps a batch of decoded pixels to report rows. It is a
-plain class: tests call it directly, without Ray.
+exported graph on the CPU; on a GPU the eager rebuild under fp16 autocast), and maps a batch of
+decoded pixels to report rows. It is a plain class: tests call it directly, without Ray.
 
 The decision for one image, from the probabilities p (softmax of the logits) of its tile
 (the whole image, or the most brand-like tile under `--tiles`, see `tiling.best_tile`):
